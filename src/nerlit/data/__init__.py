@@ -1,0 +1,1 @@
+"""Corpora in, padded batches out: readers, tag schemes, subword encoding, the DataModule."""

@@ -1,0 +1,210 @@
+"""Words -> subword windows with aligned labels; batches -> padded tensors.
+
+Hand-written rather than a single ``tokenizer(..., is_split_into_words=True)`` call because
+nerlit needs three things that call does not give: a word that tokenizes to nothing still gets a
+position (fed as the unknown token) so it gets a prediction; a sentence longer than the encoder's
+window is split into overlapping windows instead of truncated; and each window records which
+words it *owns*, so that every word is predicted and scored exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Sampler
+
+from nerlit.data.types import Sentence
+
+IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
+
+
+@dataclass(frozen=True)
+class Window:
+    """One encoder input: a run of words from one sentence, with per-token bookkeeping.
+
+    ``word_index[t]`` is the word's position in its sentence when token ``t`` is the first subword
+    of a word this window owns, else -1; decoding reads predictions at exactly those tokens.
+    """
+
+    input_ids: list[int]
+    labels: list[int]
+    word_index: list[int]
+    sentence_index: int
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class SubwordEncoder:
+    """Tokenizes words (cached per distinct word) and cuts sentences into windows."""
+
+    def __init__(
+        self,
+        tokenizer,
+        max_length: int,
+        stride: int = 64,
+        label_all_subwords: bool = False,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.cls = (
+            tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        )
+        self.sep = (
+            tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        )
+        self.unk = tokenizer.unk_token_id
+        specials = int(self.cls is not None) + int(self.sep is not None)
+        self.budget = max_length - specials
+        if self.budget < 2:
+            raise ValueError(f"max_length={max_length} leaves no room for words")
+        self.stride = min(stride, self.budget // 2)
+        self.label_all_subwords = label_all_subwords
+        self._pieces: dict[str, list[int]] = {}
+
+    def word_pieces(self, words: Sequence[str]) -> list[list[int]]:
+        """Subword ids of each word as it would be tokenized inside a sentence."""
+        missing = list({w for w in words if w not in self._pieces})
+        for start in range(0, len(missing), 4096):
+            chunk = missing[start : start + 4096]
+            ids = self.tokenizer(
+                [[w] for w in chunk], is_split_into_words=True, add_special_tokens=False
+            )["input_ids"]
+            for word, pieces in zip(chunk, ids):
+                self._pieces[word] = (pieces or [self.unk])[: self.budget]
+        return [self._pieces[w] for w in words]
+
+    def spans(self, lengths: Sequence[int]) -> list[tuple[int, int, int, int]]:
+        """Windows over words as (start, end, own_start, own_end), overlapping by ~stride tokens.
+
+        Overlapping words belong to the window in which they sit farther from the edge (the
+        overlap is split at its middle), so each word is owned by exactly one window.
+        """
+        n = len(lengths)
+        if sum(lengths) <= self.budget:
+            return [(0, n, 0, n)]
+        spans: list[list[int]] = []
+        start = 0
+        while True:
+            end, used = start, 0
+            while end < n and used + lengths[end] <= self.budget:
+                used += lengths[end]
+                end += 1
+            if end == n:
+                spans.append([start, end, start, end])
+                break
+            nxt, overlap = end, 0
+            while nxt - 1 > start and overlap + lengths[nxt - 1] <= self.stride:
+                nxt -= 1
+                overlap += lengths[nxt]
+            spans.append([start, end, start, end])
+            start = nxt
+        for left, right in zip(spans, spans[1:]):
+            middle = (right[0] + left[1] + 1) // 2
+            left[3] = right[2] = middle
+        return [tuple(s) for s in spans]
+
+    def encode(self, sentences: Sequence[Sentence], label2id: Mapping[str, int]) -> list[Window]:
+        self.word_pieces([w for s in sentences for w in s.words])
+        inside = {t: label2id.get("I-" + t[2:], label2id[t]) for t in label2id if t != "O"}
+        inside["O"] = label2id.get("O", 0)
+        windows: list[Window] = []
+        for index, sentence in enumerate(sentences):
+            pieces = [self._pieces[w] for w in sentence.words]
+            tags = [label2id[t] for t in sentence.tags]
+            cont = [inside[t] for t in sentence.tags]
+            for start, end, own_start, own_end in self.spans([len(p) for p in pieces]):
+                ids, labels, word_index = [], [], []
+                if self.cls is not None:
+                    ids.append(self.cls), labels.append(IGNORE_INDEX), word_index.append(-1)
+                for w in range(start, end):
+                    ids.extend(pieces[w])
+                    labels.append(tags[w])
+                    word_index.append(w if own_start <= w < own_end else -1)
+                    rest = len(pieces[w]) - 1
+                    labels.extend([cont[w] if self.label_all_subwords else IGNORE_INDEX] * rest)
+                    word_index.extend([-1] * rest)
+                if self.sep is not None:
+                    ids.append(self.sep), labels.append(IGNORE_INDEX), word_index.append(-1)
+                windows.append(Window(ids, labels, word_index, index))
+        return windows
+
+
+def collate_windows(windows: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor | int]:
+    """Dynamic padding: each batch is padded only to its own longest window."""
+    width = max(len(w) for w in windows)
+    size = (len(windows), width)
+    input_ids = torch.full(size, pad_id, dtype=torch.long)
+    attention_mask = torch.zeros(size, dtype=torch.long)
+    labels = torch.full(size, IGNORE_INDEX, dtype=torch.long)
+    word_index = torch.full(size, -1, dtype=torch.long)
+    for row, w in enumerate(windows):
+        n = len(w)
+        input_ids[row, :n] = torch.tensor(w.input_ids)
+        attention_mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(w.labels)
+        word_index[row, :n] = torch.tensor(w.word_index)
+    sentence_index = torch.tensor([w.sentence_index for w in windows], dtype=torch.long)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+        "word_index": word_index,
+        "sentence_index": sentence_index,
+        # Host-side counts for throughput logging: reading them never waits on the device.
+        "num_tokens": sum(len(w) for w in windows),
+        "num_words": sum(sum(1 for i in w.word_index if i >= 0) for w in windows),
+    }
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length windows: little padding, so little wasted compute.
+
+    Training (``shuffle=True``): shuffle, cut into pools of ``pool_batches`` batches, sort each pool
+    by length, batch it, then shuffle the batches, so each epoch sees a different order. Evaluation
+    (``shuffle=False``): plain length order; predictions are mapped back by sentence and word index.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        pool_batches: int = 50,
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool_batches = pool_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(range(len(self.lengths)))
+        if not self.shuffle:
+            order.sort(key=lambda i: -self.lengths[i])
+            yield from (
+                order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
+            )
+            return
+        rng = random.Random(self.seed + self.epoch)
+        rng.shuffle(order)
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for p in range(0, len(order), pool):
+            chunk = sorted(order[p : p + pool], key=lambda i: self.lengths[i])
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        rng.shuffle(batches)
+        yield from batches
