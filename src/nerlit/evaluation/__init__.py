@@ -1,0 +1,1 @@
+"""Entity-level scoring at word level, and the reports written after testing."""
