@@ -1,0 +1,1 @@
+"""Lightning callbacks nerlit adds to the stock ones."""

@@ -1,0 +1,1 @@
+"""Encoders and heads: resolving pretrained weights, the LightningModule, optimizer factories."""

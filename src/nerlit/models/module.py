@@ -1,0 +1,146 @@
+"""NerModule: a transformers encoder, dropout and a linear token-classification head."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel
+
+from nerlit.data.encoding import IGNORE_INDEX
+from nerlit.evaluation.metrics import entity_scores
+from nerlit.models.decoding import words_from_windows
+from nerlit.models.optim import parameter_groups
+
+log = logging.getLogger(__name__)
+
+
+def encoder_from_config(encoder_config: dict) -> nn.Module:
+    """Rebuild the encoder's architecture (random weights) from a saved ``config.to_dict()``."""
+    config = dict(encoder_config)
+    return AutoModel.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
+
+
+class NerModule(L.LightningModule):
+    """Encoder + head; optimizer and scheduler arrive as factories and the module reads no config.
+
+    The checkpoint holds the encoder's config and the label list, so ``load_from_checkpoint``
+    rebuilds the model with no network and no access to the original weights.
+    """
+
+    def __init__(
+        self,
+        encoder_config: dict,
+        labels: list[str],
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        dropout: float = 0.1,
+        eval_mode: str = "strict",
+        reference_types: list[str] | None = None,
+        tokenizer_dir: str | None = None,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "optimizer", "scheduler"])
+        self.encoder = encoder if encoder is not None else encoder_from_config(encoder_config)
+        # transformers' from_pretrained returns eval mode and Lightning keeps each submodule's
+        # mode, so without this the encoder's dropout would silently stay off during training.
+        self.encoder.train()
+        if getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None  # unused for tagging; would get no gradient under DDP
+        self.labels = list(labels)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.encoder.config.hidden_size, len(self.labels))
+        std = getattr(self.encoder.config, "initializer_range", 0.02)
+        nn.init.normal_(self.classifier.weight, std=std)
+        nn.init.zeros_(self.classifier.bias)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        self._eval_outputs: list[tuple[torch.Tensor, ...]] = []
+        self.test_scores: dict | None = None
+        self.best_val_f1 = 0.0
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(logits.float().view(-1, logits.size(-1)), labels.view(-1))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = self._loss(logits, batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
+        return loss
+
+    # -- evaluation: predictions of the whole split are kept and scored once at epoch end --
+
+    def _eval_step(self, batch: dict, split: str) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = self._loss(logits, batch["labels"])
+        self.log(f"{split}/loss", loss, batch_size=batch["input_ids"].size(0))
+        owned = batch["word_index"] >= 0
+        sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
+        self._eval_outputs.append(
+            (sentence[owned], batch["word_index"][owned], logits.argmax(-1)[owned])
+        )
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_outputs = []
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_outputs = []
+
+    def _score(self, split: str) -> dict:
+        sentences = self.trainer.datamodule.sentences(split)
+        flat = [torch.cat(parts).cpu() for parts in zip(*self._eval_outputs)]
+        self._eval_outputs = []
+        predicted, missing = words_from_windows(*flat, [len(s) for s in sentences])
+        seen = [i for i, row in enumerate(predicted) if any(y >= 0 for y in row)]
+        limited = self.trainer.sanity_checking or len(seen) < len(sentences)
+        if missing and not limited:
+            raise RuntimeError(f"{missing} {split} words got no prediction: an encoding bug")
+        gold = [list(sentences[i].tags) for i in seen]
+        pred = [[self.labels[y] if y >= 0 else "O" for y in predicted[i]] for i in seen]
+        return entity_scores(gold, pred, self.hparams.eval_mode, self.hparams.reference_types or ())
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self._score("val")
+        micro = scores["micro"]
+        if not self.trainer.sanity_checking:
+            self.best_val_f1 = max(self.best_val_f1, micro["f1"])
+        for key in ("f1", "precision", "recall"):
+            self.log(f"val/{key}", micro[key], prog_bar=key == "f1")
+        self.log("val/f1_best", self.best_val_f1)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_scores = self._score("test")
+        micro = self.test_scores["micro"]
+        for key in ("f1", "precision", "recall"):
+            self.log(f"test/{key}", micro[key])
+        if "reference" in self.test_scores:
+            self.log("test/f1_reference_types", self.test_scores["reference"]["f1"])
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("NerModule needs an optimizer factory to train (conf/optimizer/)")
+        optimizer = self.optimizer_factory(parameter_groups(self))
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(
+            optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

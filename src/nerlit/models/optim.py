@@ -1,0 +1,55 @@
+"""Optimizer parameter groups and warmup schedules, as factories the module calls.
+
+Schedulers take ``total_steps`` from the module (Lightning's ``estimated_stepping_batches``),
+so a config states warmup as a fraction and never hard-codes a step count.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import (
+    get_constant_schedule_with_warmup,
+    get_cosine_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
+)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float | None = None) -> list[dict]:
+    """Decay matrices only: biases and norm weights (1-D tensors) get no weight decay."""
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    first = (
+        {"params": decay}
+        if weight_decay is None
+        else {"params": decay, "weight_decay": weight_decay}
+    )
+    return [first, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _warmup(total_steps: int, warmup_ratio: float) -> int:
+    return int(round(warmup_ratio * total_steps))
+
+
+def linear_warmup(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return get_linear_schedule_with_warmup(
+        optimizer, _warmup(total_steps, warmup_ratio), total_steps
+    )
+
+
+def cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return get_cosine_schedule_with_warmup(
+        optimizer, _warmup(total_steps, warmup_ratio), total_steps
+    )
+
+
+def constant(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return get_constant_schedule_with_warmup(optimizer, _warmup(total_steps, warmup_ratio))

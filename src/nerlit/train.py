@@ -1,0 +1,127 @@
+"""``python -m nerlit.train``: compose config -> resolve model -> data -> fit -> test -> report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from nerlit.callbacks.throughput import TokenThroughput
+from nerlit.config import CONFIG_DIR, configure_wandb_mode
+from nerlit.data.readers import CorpusFormatError
+from nerlit.evaluation.report import write_report
+from nerlit.models.module import NerModule
+from nerlit.models.pretrained import (
+    ModelNotFoundError,
+    load_encoder,
+    load_tokenizer,
+    resolve_pretrained,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_group(group: DictConfig | None) -> list:
+    """Callbacks and loggers are dicts of named configs (so overlays can add or drop one)."""
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]:
+    """Everything ``fit`` needs, built from the config alone; tests call this directly."""
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = resolve_pretrained(cfg.model.name, cfg.model.pretrained, cfg.paths.models_dir)
+    log.info("model %s -> %s", cfg.model.name, resolved.location)
+    tokenizer = load_tokenizer(resolved.location)
+    tokenizer.save_pretrained(out / "tokenizer")
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer, output_dir=str(out))
+    datamodule.setup("fit")
+    encoder = load_encoder(resolved.location, cfg.model.from_scratch, cfg.model.config_overrides)
+    module = NerModule(
+        encoder_config=encoder.config.to_dict(),
+        labels=datamodule.labels,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        dropout=cfg.model.dropout,
+        eval_mode=cfg.eval_mode,
+        reference_types=list(cfg.data.get("reference_types") or []),
+        tokenizer_dir=str(out / "tokenizer"),
+        encoder=encoder,
+    )
+    if "wandb" in (cfg.get("logger") or {}):
+        configure_wandb_mode()
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=_instantiate_group(cfg.get("callbacks")),
+        logger=_instantiate_group(cfg.get("logger")) or False,
+    )
+    return module, datamodule, trainer
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, test the best checkpoint, write metrics.json/report.md/summary.json; return summary."""
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    module, datamodule, trainer = build(cfg)
+
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    summary = {
+        "run_dir": str(out),
+        "best_checkpoint": best or None,
+        "best_val_f1": float(trainer.checkpoint_callback.best_model_score)
+        if best and trainer.checkpoint_callback.best_model_score is not None
+        else None,
+    }
+    throughput = next((c for c in trainer.callbacks if isinstance(c, TokenThroughput)), None)
+    if throughput and throughput.seconds:
+        summary["train_tokens_per_s"] = round(throughput.tokens_per_s, 1)
+        summary["train_words_per_s"] = round(throughput.words_per_s, 1)
+        summary["train_seconds"] = round(throughput.seconds, 1)
+    if cfg.test:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        write_report(module.test_scores, out, title=f"{datamodule.corpus.name} test")
+        summary["test_f1"] = module.test_scores["micro"]["f1"]
+        if "reference" in module.test_scores:
+            summary["test_f1_reference_types"] = module.test_scores["reference"]["f1"]
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    Console().print(
+        "[bold]Run finished[/bold]\n" + "\n".join(f"  {k}: {v}" for k, v in summary.items())
+    )
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the best validation F1, so a Hydra sweeper can maximise it.
+
+    Errors in the user's input (a model that cannot be found, a malformed corpus) end the run with
+    their message alone: a stack trace would bury the file, line and fix they name.
+    """
+    try:
+        summary = train(cfg)
+    except (ModelNotFoundError, CorpusFormatError, FileNotFoundError) as error:
+        log.error("%s", error)
+        raise SystemExit(f"nerlit: {error}") from None
+    return summary.get("best_val_f1")
+
+
+if __name__ == "__main__":
+    main()
