@@ -1,0 +1,107 @@
+"""Shared fixtures: small corpora written per test, the cased tokenizer, composed configs."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from nerlit.config import CONFIG_DIR, REPO_ROOT
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED = Path(os.environ.get("NERLIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
+CASED_TOKENIZER = SHARED / "models" / "bert-base-cased-tokenizer"
+
+_PEOPLE = ["Angela Merkel", "John Smith", "Maria", "Obama"]
+_PLACES = ["Berlin", "New York", "Iraq", "Paris"]
+_ORGS = ["the United Nations", "NATO", "Reuters"]
+
+
+def make_sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """Sentences with per/geo/org/tim entities in IOB2: enough structure for a tiny model."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = [
+            (rng.choice(_PEOPLE), "per"),
+            (rng.choice(["visited", "left", "criticized"]), None),
+            (rng.choice(_PLACES), "geo"),
+            ("with", None),
+            (rng.choice(_ORGS).replace("the ", ""), "org"),
+            ("on", None),
+            (rng.choice(["Monday", "Friday"]), "tim"),
+            (".", None),
+        ]
+        words, tags = [], []
+        for text, kind in parts:
+            for i, word in enumerate(text.split()):
+                words.append(word)
+                tags.append("O" if kind is None else ("B-" if i == 0 else "I-") + kind)
+        out.append((words, tags))
+    return out
+
+
+def write_gmb_csv(path: Path, sentences, encoding: str = "cp1252") -> Path:
+    """The Kaggle GMB layout: 'Sentence #' on each sentence's first row only, CRLF lines."""
+    rows = ["Sentence #,Word,POS,Tag"]
+    for i, (words, tags) in enumerate(sentences, start=1):
+        for j, (w, t) in enumerate(zip(words, tags)):
+            cell = f'"{w}"' if "," in w else w
+            rows.append(f"{'Sentence: ' + str(i) if j == 0 else ''},{cell},NN,{t}")
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode(encoding))
+    return path
+
+
+def write_conll(path: Path, sentences, iob1: bool = False, docstart: bool = True) -> Path:
+    lines = ["-DOCSTART- -X- O O", ""] if docstart else []
+    for words, tags in sentences:
+        for i, (w, t) in enumerate(zip(words, tags)):
+            if iob1 and t.startswith("B-") and not (i and tags[i - 1][2:] == t[2:]):
+                t = "I-" + t[2:]
+            lines.append(f"{w} NN O {t}")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cased_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(CASED_TOKENIZER)
+
+
+@pytest.fixture
+def gmb_file(tmp_path: Path) -> Path:
+    return write_gmb_csv(tmp_path / "gmb.csv", make_sentences(120))
+
+
+def compose_train(
+    overrides: list[str], output_dir: Path | None = None, with_hydra: bool = False
+) -> DictConfig:
+    """Compose conf/train.yaml as the CLI would; ``paths.output_dir`` replaces Hydra's run dir."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=with_hydra)
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def tiny_overrides(gmb: Path) -> list[str]:
+    return [
+        "model=tiny",
+        "debug=fast",
+        f"data.reader.path={gmb}",
+        "data.batch_size=8",
+        "data.eval_batch_size=16",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=csv",
+    ]

@@ -1,0 +1,93 @@
+"""Subword alignment, unknown-token words, windows for long sentences, batching."""
+
+from __future__ import annotations
+
+import torch
+
+from nerlit.data.encoding import (
+    IGNORE_INDEX,
+    LengthGroupedBatchSampler,
+    SubwordEncoder,
+    collate_windows,
+)
+from nerlit.data.types import Sentence
+
+LABELS = {"O": 0, "B-per": 1, "I-per": 2, "B-geo": 3, "I-geo": 4}
+
+
+def test_first_subword_gets_the_label(cased_tokenizer):
+    enc = SubwordEncoder(cased_tokenizer, max_length=64)
+    sentence = Sentence(("Schwarzenegger", "visited", "Berlin"), ("B-per", "O", "B-geo"))
+    (window,) = enc.encode([sentence], LABELS)
+    pieces = enc.word_pieces(sentence.words)
+    assert len(pieces[0]) > 1, "fixture needs a multi-subword word"
+    assert window.input_ids[0] == cased_tokenizer.cls_token_id
+    assert window.input_ids[-1] == cased_tokenizer.sep_token_id
+    firsts = [i for i, w in enumerate(window.word_index) if w >= 0]
+    assert [window.word_index[i] for i in firsts] == [0, 1, 2]
+    assert [window.labels[i] for i in firsts] == [1, 0, 3]
+    rest = [i for i in range(len(window)) if i not in firsts]
+    assert all(window.labels[i] == IGNORE_INDEX for i in rest)
+    # the subword ids equal the tokenizer's own for the whole sentence
+    whole = cased_tokenizer(list(sentence.words), is_split_into_words=True)["input_ids"]
+    assert window.input_ids == whole
+
+
+def test_label_all_subwords_uses_inside_tags(cased_tokenizer):
+    enc = SubwordEncoder(cased_tokenizer, max_length=64, label_all_subwords=True)
+    (window,) = enc.encode([Sentence(("Schwarzenegger",), ("B-per",))], LABELS)
+    assert window.labels[1] == 1
+    assert set(window.labels[2:-1]) == {2}
+
+
+def test_word_without_subwords_is_fed_as_unknown(cased_tokenizer):
+    enc = SubwordEncoder(cased_tokenizer, max_length=64)
+    sentence = Sentence(("a", "\u200b", "b"), ("O", "B-per", "O"))
+    (window,) = enc.encode([sentence], LABELS)
+    position = window.word_index.index(1)
+    assert window.input_ids[position] == cased_tokenizer.unk_token_id
+    assert window.labels[position] == 1
+
+
+def test_long_sentence_windows_own_each_word_once(cased_tokenizer):
+    words = tuple(f"word{i % 17}" for i in range(300))
+    tags = tuple("B-geo" if i % 7 == 0 else "O" for i in range(300))
+    enc = SubwordEncoder(cased_tokenizer, max_length=32, stride=8)
+    windows = enc.encode([Sentence(words, tags)], LABELS)
+    assert len(windows) > 10
+    assert all(len(w) <= 32 for w in windows)
+    owned = sorted(i for w in windows for i in w.word_index if i >= 0)
+    assert owned == list(range(300))
+    # consecutive windows overlap (context on both sides of a cut)
+    spans = enc.spans([len(p) for p in enc.word_pieces(words)])
+    assert all(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+
+def test_collate_pads_dynamically(cased_tokenizer):
+    enc = SubwordEncoder(cased_tokenizer, max_length=64)
+    windows = enc.encode(
+        [Sentence(("a",), ("O",)), Sentence(("a", "b", "c"), ("O", "O", "B-per"))], LABELS
+    )
+    batch = collate_windows(windows, pad_id=0)
+    assert batch["input_ids"].shape == (2, 5)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1] * 5]
+    assert batch["labels"][0, 3:].tolist() == [IGNORE_INDEX] * 2
+    assert batch["sentence_index"].tolist() == [0, 1]
+    assert batch["num_tokens"] == 8 and batch["num_words"] == 4
+    assert isinstance(batch["input_ids"], torch.Tensor)
+
+
+def test_length_grouped_sampler():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    sampler = LengthGroupedBatchSampler(
+        lengths, batch_size=16, shuffle=True, seed=3, pool_batches=8
+    )
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread / len(batches) < 20, "batches should group similar lengths"
+    assert batches == list(sampler), "same epoch, same order"
+    sampler.set_epoch(1)
+    assert batches != list(sampler), "a new epoch reshuffles"
+    evaluation = list(LengthGroupedBatchSampler(lengths, 16, shuffle=False))
+    assert sorted(i for b in evaluation for i in b) == list(range(1000))

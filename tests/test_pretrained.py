@@ -1,0 +1,60 @@
+"""Model resolution: local copies are found by hub id; with no network it fails fast and clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nerlit.config import REPO_ROOT
+from nerlit.models import pretrained
+from nerlit.models.pretrained import ModelNotFoundError, resolve_pretrained
+from tests.conftest import CASED_TOKENIZER, SHARED
+
+
+def test_finds_local_copy_by_last_part_of_hub_id():
+    resolved = resolve_pretrained(
+        "sentence-transformers/all-MiniLM-L6-v2", None, str(SHARED / "models")
+    )
+    assert Path(resolved.location) == (SHARED / "models" / "all-MiniLM-L6-v2").resolve()
+
+
+def test_explicit_directory_wins():
+    resolved = resolve_pretrained("bert-base-cased", str(CASED_TOKENIZER), "/nonexistent")
+    assert resolved.location == str(CASED_TOKENIZER.resolve())
+
+
+def test_explicit_directory_must_be_a_model(tmp_path: Path):
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        resolve_pretrained("bert-base-cased", str(tmp_path), None)
+
+
+def test_offline_error_names_model_places_and_fix(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(pretrained, "_hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(ModelNotFoundError) as error:
+        resolve_pretrained("bert-base-cased", None, str(tmp_path / "models"))
+    message = str(error.value)
+    assert "'bert-base-cased'" in message
+    assert str(tmp_path / "models" / "bert-base-cased") in message
+    assert "Hugging Face cache" in message
+    assert "model.pretrained=" in message
+
+
+def test_cli_fails_fast_without_network(tmp_path: Path):
+    """As a user would meet it: `python -m nerlit.train model=bert-base` on this offline machine."""
+    env = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "nerlit.train", "model=bert-base", f"hydra.run.dir={tmp_path}/run"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "nerlit: Cannot load model 'bert-base-cased'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "model.pretrained=DIR" in result.stderr
