@@ -98,7 +98,7 @@ def tiny_overrides(gmb: Path) -> list[str]:
     return [
         "model=tiny",
         "debug=fast",
-        f"data.reader.path={gmb}",
+        f"data.train_file={gmb}",
         "data.batch_size=8",
         "data.eval_batch_size=16",
         "trainer.accelerator=cpu",

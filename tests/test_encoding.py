@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nerlit.data.encoding import (
     IGNORE_INDEX,
@@ -11,6 +13,7 @@ from nerlit.data.encoding import (
     collate_windows,
 )
 from nerlit.data.types import Sentence
+from nerlit.models.decoding import words_from_windows
 
 LABELS = {"O": 0, "B-per": 1, "I-per": 2, "B-geo": 3, "I-geo": 4}
 
@@ -91,3 +94,49 @@ def test_length_grouped_sampler():
     assert batches != list(sampler), "a new epoch reshuffles"
     evaluation = list(LengthGroupedBatchSampler(lengths, 16, shuffle=False))
     assert sorted(i for b in evaluation for i in b) == list(range(1000))
+
+
+# --- properties: any sentence, any window size -> one prediction per word --------------------
+
+WORDS = [
+    "Paris",
+    "the",
+    "Schwarzenegger",
+    "\u200b",
+    "\u00e9t\u00e9",
+    "\U0001f600",
+    ",",
+    "U.S.",
+    "supercalifragilisticexpialidocious",
+    "1,000",
+    "'s",
+    "\u4e2d\u6587",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=120),
+    max_length=st.integers(6, 40),
+    stride=st.integers(0, 16),
+    data=st.data(),
+)
+def test_alignment_then_decoding_gives_one_prediction_per_word(
+    cased_tokenizer, words, max_length, stride, data
+):
+    tags = data.draw(
+        st.lists(st.sampled_from(list(LABELS)), min_size=len(words), max_size=len(words))
+    )
+    sentence = Sentence(tuple(words), tuple(tags))
+    enc = SubwordEncoder(cased_tokenizer, max_length=max_length, stride=stride)
+    windows = enc.encode([sentence], LABELS)
+    assert all(len(w) <= max_length for w in windows)
+    batch = collate_windows(windows, pad_id=0)
+    owned = batch["word_index"] >= 0
+    sentence_index = batch["sentence_index"].unsqueeze(1).expand_as(owned)[owned]
+    # "predict" the gold label at each owned position, then decode back to words
+    decoded, missing = words_from_windows(
+        sentence_index, batch["word_index"][owned], batch["labels"][owned], [len(words)]
+    )
+    assert missing == 0
+    assert decoded == [[LABELS[t] for t in tags]]

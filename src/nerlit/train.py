@@ -11,20 +11,16 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from nerlit.callbacks.throughput import TokenThroughput
+from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
-from nerlit.data.readers import CorpusFormatError
 from nerlit.evaluation.report import write_report
 from nerlit.models.module import NerModule
-from nerlit.models.pretrained import (
-    ModelNotFoundError,
-    load_encoder,
-    load_tokenizer,
-    resolve_pretrained,
-)
+from nerlit.models.pretrained import load_encoder, load_tokenizer, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +56,12 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
     )
     if "wandb" in (cfg.get("logger") or {}):
         configure_wandb_mode()
+    callbacks = _instantiate_group(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        # Lightning refuses a progress-bar callback when bars are off; the switch wins
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer = instantiate(
-        cfg.trainer,
-        callbacks=_instantiate_group(cfg.get("callbacks")),
-        logger=_instantiate_group(cfg.get("logger")) or False,
+        cfg.trainer, callbacks=callbacks, logger=_instantiate_group(cfg.get("logger")) or False
     )
     return module, datamodule, trainer
 
@@ -109,18 +107,10 @@ def train(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+@exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    """Returns the best validation F1, so a Hydra sweeper can maximise it.
-
-    Errors in the user's input (a model that cannot be found, a malformed corpus) end the run with
-    their message alone: a stack trace would bury the file, line and fix they name.
-    """
-    try:
-        summary = train(cfg)
-    except (ModelNotFoundError, CorpusFormatError, FileNotFoundError) as error:
-        log.error("%s", error)
-        raise SystemExit(f"nerlit: {error}") from None
-    return summary.get("best_val_f1")
+    """Returns the best validation F1, so a Hydra sweeper can maximise it."""
+    return train(cfg).get("best_val_f1")
 
 
 if __name__ == "__main__":

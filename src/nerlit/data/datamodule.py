@@ -1,51 +1,87 @@
-"""NerDataModule: a corpus reader and a tokenizer in, length-grouped padded batches out."""
+"""NerDataModule: corpus files and a tokenizer in, length-grouped padded batches out."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader
 
+from nerlit.data.corpus import CorpusReport, load_corpus
 from nerlit.data.encoding import (
     LengthGroupedBatchSampler,
     SubwordEncoder,
     Window,
     collate_windows,
 )
+from nerlit.data.schemes import iob2_to_bioes
 from nerlit.data.types import Corpus, Sentence
+from nerlit.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-def check_labels(corpus: Corpus, labels: list[str]) -> None:
-    """A val/test label that train never saw cannot be learned: stop before training, say where."""
+def apply_unknown_labels(corpus: Corpus, labels: list[str], policy: str) -> dict[str, int]:
+    """A val/test label that train never saw cannot be learned.
+
+    ``policy='error'`` stops before training and lists the labels; ``'o'`` maps such words to O
+    and returns the count per split. Either way nothing passes unnoticed.
+    """
+    if policy not in ("error", "o"):
+        raise DataError(f"data.unknown_labels must be 'error' or 'o', got {policy!r}")
     known = set(labels)
+    mapped = {}
     for split in ("val", "test"):
-        for sentence in getattr(corpus, split):
-            for word, tag in zip(sentence.words, sentence.tags):
-                if tag not in known:
-                    raise ValueError(
-                        f"{split} sentence {sentence.id!r}: label {tag!r} (word {word!r}) never "
-                        f"occurs in train, whose labels are {labels}. Fix the data, or give train "
-                        f"examples of it."
-                    )
+        sentences = getattr(corpus, split)
+        count = 0
+        for i, sentence in enumerate(sentences):
+            unknown = [(w, t) for w, t in zip(sentence.words, sentence.tags) if t not in known]
+            if not unknown:
+                continue
+            if policy == "error":
+                word, tag = unknown[0]
+                raise DataError(
+                    f"{split} sentence {sentence.id}: label {tag!r} (word {word!r}) never occurs "
+                    f"in train, whose labels are {labels}. Fix the data, or run with "
+                    f"data.unknown_labels=o to tag such words O (they are counted)."
+                )
+            tags = tuple(t if t in known else "O" for t in sentence.tags)
+            sentences[i] = Sentence(sentence.words, tags, sentence.id)
+            count += len(unknown)
+        mapped[split] = count
+        if count:
+            log.warning("%s: %d words had labels unseen in train and were tagged O", split, count)
+    return mapped
 
 
 class NerDataModule(L.LightningDataModule):
     """Owns the splits, the label vocabulary (from train) and the batching policy.
 
-    ``reader`` is a zero-argument factory (a Hydra ``_partial_``) returning a :class:`Corpus`, so
-    reading happens in ``setup`` and the config alone decides which corpus is used.
+    Reading options are flat (``data.train_file``, ``data.format`` ...) so any corpus is a config
+    change; ``gmb`` and ``conll2003`` are presets of them.
     """
 
     def __init__(
         self,
-        reader: Callable[[], Corpus],
+        train_file: str,
+        val_file: str | None = None,
+        test_file: str | None = None,
+        format: str = "conll",
+        encoding: str | None = None,
+        token_column: int = 0,
+        tag_column: int = -1,
+        scheme: str = "auto",
+        train_scheme: str = "iob2",
+        split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        split_seed: int = 42,
+        unknown_labels: str = "error",
+        name: str | None = None,
         tokenizer=None,
         batch_size: int = 32,
         eval_batch_size: int = 64,
@@ -58,7 +94,23 @@ class NerDataModule(L.LightningDataModule):
         output_dir: str | None = None,
     ) -> None:
         super().__init__()
-        self.reader = reader
+        if train_scheme not in ("iob2", "bioes"):
+            raise DataError(f"data.train_scheme must be iob2 or bioes, got {train_scheme!r}")
+        self.corpus_options = dict(
+            train_file=train_file,
+            val_file=val_file,
+            test_file=test_file,
+            format=format,
+            encoding=encoding,
+            token_column=token_column,
+            tag_column=tag_column,
+            scheme=scheme,
+            split_fractions=split_fractions,
+            split_seed=split_seed,
+            name=name,
+        )
+        self.train_scheme = train_scheme
+        self.unknown_labels = unknown_labels
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -70,8 +122,11 @@ class NerDataModule(L.LightningDataModule):
         self.reference_types = list(reference_types or [])
         self.output_dir = output_dir
         self.corpus: Corpus | None = None
+        self.report: CorpusReport | None = None
         self.labels: list[str] = []
         self.windows: dict[str, list[Window]] = {}
+        self.windowed: dict[str, int] = {}
+        self.mapped_unknown: dict[str, int] = {}
 
     def window_limit(self) -> int:
         """The encoder's window: the configured max_length, else the tokenizer's own limit."""
@@ -80,42 +135,58 @@ class NerDataModule(L.LightningDataModule):
             limit = 512
         return min(self.max_length or limit, limit)
 
+    def make_encoder(self) -> SubwordEncoder:
+        return SubwordEncoder(
+            self.tokenizer, self.window_limit(), self.stride, self.label_all_subwords
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
             return
         if self.tokenizer is None:
-            raise ValueError("NerDataModule needs a tokenizer (train.py passes the model's)")
-        corpus = self.reader()
-        self.labels = corpus.labels()
-        check_labels(corpus, self.labels)
+            raise DataError("NerDataModule needs a tokenizer (train.py passes the model's)")
+        corpus, self.report = load_corpus(**self.corpus_options)
+        self.labels = corpus.labels(self.train_scheme)
+        self.mapped_unknown = apply_unknown_labels(corpus, corpus.labels(), self.unknown_labels)
         label2id = {label: i for i, label in enumerate(self.labels)}
-        encoder = SubwordEncoder(
-            self.tokenizer, self.window_limit(), self.stride, self.label_all_subwords
-        )
+        encoder = self.make_encoder()
         for split, sentences in corpus.splits().items():
+            if self.train_scheme == "bioes":
+                sentences = [
+                    Sentence(s.words, tuple(iob2_to_bioes(s.tags)), s.id) for s in sentences
+                ]
             self.windows[split] = encoder.encode(sentences, label2id)
-            extra = len(self.windows[split]) - len(sentences)
+            per_sentence = Counter(w.sentence_index for w in self.windows[split])
+            self.windowed[split] = sum(1 for n in per_sentence.values() if n > 1)
             log.info(
-                "%s: %d sentences, %d words, %d windows (%d extra from long sentences)",
+                "%s: %d sentences, %d words, %d windows; %d sentences longer than the "
+                "%d-subword window were split into overlapping windows",
                 split,
                 len(sentences),
                 sum(map(len, sentences)),
                 len(self.windows[split]),
-                extra,
+                self.windowed[split],
+                encoder.budget + 2,
             )
         self.corpus = corpus
         if self.output_dir:
             self.save_split(Path(self.output_dir))
 
     def save_split(self, directory: Path) -> None:
-        """Record which sentences went where and the label set, so a run can be re-scored."""
+        """Record which sentences went where, the label set and what reading did."""
         directory.mkdir(parents=True, exist_ok=True)
         split = {k: [s.id for s in v] for k, v in self.corpus.splits().items()}
         split["sources"] = self.corpus.sources
+        split["report"] = {
+            **asdict(self.report),
+            "unknown_labels_mapped_to_o": self.mapped_unknown,
+            "windowed_sentences": self.windowed,
+        }
         (directory / "split.json").write_text(json.dumps(split))
         (directory / "labels.json").write_text(json.dumps(self.labels, indent=1))
 
     def sentences(self, split: str) -> list[Sentence]:
+        """Gold IOB2 sentences of a split: what evaluation scores against."""
         return getattr(self.corpus, split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

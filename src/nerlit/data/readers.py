@@ -1,179 +1,258 @@
-"""Corpus readers: files on disk -> :class:`Corpus`. Every error names the file, line and fix."""
+"""File formats -> lists of :class:`Sentence` with the file's own tags (scheme untouched).
+
+Every error names the file, the line, what is wrong and what was expected, and is raised while
+reading, before any training starts.
+"""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
-import random
-from collections.abc import Iterator, Sequence
+import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
-from nerlit.data.schemes import check_tag, iob1_to_iob2
-from nerlit.data.types import Corpus, Sentence
+from nerlit.data.schemes import check_tag
+from nerlit.data.types import Sentence
+from nerlit.data.words import split_words
+from nerlit.errors import CorpusFormatError, DataError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("conll", "jsonl", "gmb")
 
 
-class CorpusFormatError(ValueError):
-    """Bad input: the message names the file, the line, what is wrong and what was expected."""
-
-    def __init__(self, path: str | Path, line: int | None, problem: str, expected: str) -> None:
-        where = f"{path}, line {line}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}. Expected {expected}.")
-        self.path, self.line = str(path), line
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such corpus file (check the data.*_file settings)")
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
 
 
-def _open_text(path: Path, encoding: str) -> io.TextIOBase:
-    """Open plain or gzip text; ``newline=''`` leaves U+0085 and CRLF to the csv module."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such corpus file (check data paths in conf/data/)")
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding=encoding, newline="")
+def _decoded_lines(path: Path, encoding: str | None) -> Iterator[tuple[int, str]]:
+    """(line number, text) with CR/LF stripped.
 
-
-def split_sentences(
-    sentences: Sequence[Sentence], fractions: Sequence[float], seed: int
-) -> tuple[list[Sentence], list[Sentence], list[Sentence]]:
-    """A fixed, seeded sentence-level split: the same seed always gives the same three lists."""
-    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"split fractions must be three numbers summing to 1, got {fractions}")
-    order = list(range(len(sentences)))
-    random.Random(seed).shuffle(order)
-    n_train = int(round(fractions[0] * len(order)))
-    n_val = int(round(fractions[1] * len(order)))
-    pick = [sentences[i] for i in order]
-    return pick[:n_train], pick[n_train : n_train + n_val], pick[n_train + n_val :]
-
-
-def _gmb_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str | None], int, int]]:
-    """Yield (line number, [sentence, word, tag], columns on the row, columns in the header)."""
-    with _open_text(path, encoding) as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise CorpusFormatError(
-                path, 1, "the file is empty", "a header 'Sentence #,Word,POS,Tag'"
-            )
-        names = [h.strip().lower() for h in header]
+    ``encoding=None``: UTF-8, and if the file is not valid UTF-8, latin-1 for the whole file
+    (it decodes any byte). An explicit encoding that fails names the offending line.
+    """
+    raw = _read_bytes(path)
+    if encoding is None:
         try:
-            cols = names.index("sentence #"), names.index("word"), names.index("tag")
-        except ValueError:
+            raw.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            log.warning("%s is not valid UTF-8; reading it as latin-1 (set data.encoding)", path)
+            encoding = "latin-1"
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = line.decode(encoding)
+        except UnicodeDecodeError as error:
             raise CorpusFormatError(
                 path,
-                1,
-                f"header {header!r} lacks a needed column",
-                "'Sentence #', 'Word' and 'Tag'",
+                number,
+                f"bytes not valid in {encoding} ({error.reason})",
+                "text in data.encoding (or data.encoding=null to fall back to latin-1)",
             ) from None
-        for row in reader:
-            fields = [row[c] if c < len(row) else None for c in cols]
-            yield reader.line_num, fields, len(row), len(header)
-
-
-def read_gmb(
-    path: str | Path,
-    encoding: str = "cp1252",
-    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    split_seed: int = 42,
-) -> Corpus:
-    """Read the GMB/Kaggle CSV (``Sentence #`` filled on a sentence's first row only).
-
-    cp1252, not latin-1: the file's curly quotes and dashes (0x91-0x97) are cp1252 characters;
-    latin-1 maps them to C1 control characters that tokenizers silently drop.
-    """
-    path = Path(path)
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    current = None
-    for line, (sent, word, tag), n_cols, n_expected in _gmb_rows(path, encoding):
-        if n_cols != n_expected:
-            raise CorpusFormatError(
-                path, line, f"{n_cols} columns", f"{n_expected} columns like the header"
-            )
-        if sent:
-            if words:
-                sentences.append(Sentence(tuple(words), tuple(tags), current))
-            current, words, tags = sent.strip(), [], []
-        elif current is None:
-            raise CorpusFormatError(
-                path, line, "the first data row has no 'Sentence #'", "'Sentence: 1' on it"
-            )
-        tag = tag.strip()
-        if not check_tag(tag):
-            raise CorpusFormatError(path, line, f"unknown tag {tag!r}", "O, B-TYPE or I-TYPE")
-        words.append(word)
-        tags.append(tag)
-    if words:
-        sentences.append(Sentence(tuple(words), tuple(tags), current))
-    if not sentences:
-        raise CorpusFormatError(path, None, "no sentences", "rows of 'Sentence #,Word,POS,Tag'")
-    sentences = [Sentence(s.words, tuple(iob1_to_iob2(s.tags)), s.id) for s in sentences]
-    train, val, test = split_sentences(sentences, split_fractions, split_seed)
-    return Corpus(train, val, test, name="gmb", sources={"all": str(path)})
+        yield number, text.rstrip("\r")
 
 
 def read_conll_file(
-    path: str | Path, scheme: str = "iob2", encoding: str = "utf-8", tag_column: int = -1
+    path: str | Path, encoding: str | None = None, token_column: int = 0, tag_column: int = -1
 ) -> list[Sentence]:
-    """Read CoNLL columns (token first, tag last); blank lines end sentences, -DOCSTART- is dropped.
+    """CoNLL-style columns: one word per line, a whitespace-only line ends a sentence.
 
-    ``scheme='iob1'`` converts to IOB2: CoNLL-2003 ships IOB1, where I- starts most entities.
+    Columns are tab-separated if the line holds a tab (so a token may contain spaces), else
+    separated by runs of spaces. ``-DOCSTART-`` lines are document markers, not words.
     """
     path = Path(path)
     sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
-    n_cols = None
-
-    def flush(line: int) -> None:
-        nonlocal words, tags
-        if words:
-            fixed = iob1_to_iob2(tags) if scheme == "iob1" else tags
-            sentences.append(Sentence(tuple(words), tuple(fixed), f"{path.name}:{line}"))
-        words, tags = [], []
-
-    start = 1
-    with _open_text(path, encoding) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                flush(start)
-                start = line_no + 1
-                continue
-            if fields[0] == "-DOCSTART-":
-                start = line_no + 1
-                continue
-            if n_cols is None:
-                n_cols = len(fields)
-                if n_cols < 2:
-                    raise CorpusFormatError(
-                        path, line_no, "only one column", "'token ... tag' columns"
-                    )
-            if len(fields) != n_cols:
-                raise CorpusFormatError(
-                    path, line_no, f"{len(fields)} columns", f"{n_cols} like the lines before"
-                )
-            tag = fields[tag_column]
-            if not check_tag(tag):
-                raise CorpusFormatError(
-                    path, line_no, f"unknown tag {tag!r}", "O, B-TYPE or I-TYPE"
-                )
-            words.append(fields[0])
-            tags.append(tag)
-    flush(start)
+    start, n_cols = 1, None
+    for number, line in _decoded_lines(path, encoding):
+        if not line.strip():
+            if words:
+                sentences.append(Sentence(tuple(words), tuple(tags), f"{path.name}:{start}"))
+            words, tags, start = [], [], number + 1
+            continue
+        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        if fields[0] == "-DOCSTART-":
+            start = number + 1
+            continue
+        if n_cols is None:
+            n_cols = len(fields)
+        if len(fields) != n_cols or len(fields) < 2:
+            raise CorpusFormatError(
+                path,
+                number,
+                f"{len(fields)} columns",
+                f"{max(n_cols, 2)} columns (token ... tag) like the first line",
+            )
+        try:
+            word, tag = fields[token_column], fields[tag_column]
+        except IndexError:
+            raise CorpusFormatError(
+                path,
+                number,
+                f"no column {token_column} or {tag_column}",
+                f"data.token_column and data.tag_column within the {len(fields)} columns",
+            ) from None
+        if not check_tag(tag):
+            raise CorpusFormatError(
+                path, number, f"unknown tag {tag!r}", "O or B-/I-/E-/S- followed by a type"
+            )
+        words.append(word)
+        tags.append(tag)
+    if words:
+        sentences.append(Sentence(tuple(words), tuple(tags), f"{path.name}:{start}"))
     if not sentences:
         raise CorpusFormatError(path, None, "the file holds no sentences", "CoNLL column lines")
     return sentences
 
 
-def read_conll(
-    train_file: str | Path,
-    val_file: str | Path,
-    test_file: str | Path,
-    scheme: str = "iob2",
-    encoding: str = "utf-8",
-    name: str = "conll",
-) -> Corpus:
-    """Three CoNLL column files, one per split."""
-    files = {"train": train_file, "val": val_file, "test": test_file}
-    splits = {k: read_conll_file(v, scheme=scheme, encoding=encoding) for k, v in files.items()}
-    return Corpus(**splits, name=name, sources={k: str(v) for k, v in files.items()})
+def _jsonl_sentence(path: Path, number: int, record: object) -> Sentence:
+    def fail(problem: str) -> CorpusFormatError:
+        return CorpusFormatError(
+            path,
+            number,
+            problem,
+            '{"tokens": [...], "tags": [...]} or {"text": "...", "entities": '
+            '[{"start": int, "end": int, "label": "TYPE"}]}',
+        )
+
+    where = f"{path.name}:{number}"
+    if isinstance(record, dict) and "tokens" in record:
+        words, tags = record.get("tokens"), record.get("tags")
+        if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
+            raise fail("'tokens' and 'tags' must be lists of the same length")
+        for tag in tags:
+            if not isinstance(tag, str) or not check_tag(tag):
+                raise fail(f"unknown tag {tag!r}")
+        return Sentence(tuple(map(str, words)), tuple(tags), where)
+    if isinstance(record, dict) and "text" in record:
+        text, entities = record["text"], record.get("entities", [])
+        if not isinstance(text, str) or not isinstance(entities, list):
+            raise fail("'text' must be a string and 'entities' a list")
+        spans = split_words(text)
+        starts = {s: i for i, (_, s, _) in enumerate(spans)}
+        ends = {e: i for i, (_, _, e) in enumerate(spans)}
+        tags = ["O"] * len(spans)
+        for entity in entities:
+            try:
+                start, end, label = int(entity["start"]), int(entity["end"]), str(entity["label"])
+            except (KeyError, TypeError, ValueError):
+                raise fail(f"entity {entity!r} lacks an integer start/end or a label") from None
+            if not 0 <= start < end <= len(text):
+                raise fail(
+                    f"entity [{start}, {end}) falls outside the text of {len(text)} characters"
+                )
+            if start not in starts or end not in ends:
+                cut = next(
+                    (w for w, s, e in spans if s < start < e or s < end < e), text[start:end]
+                )
+                raise fail(
+                    f"entity [{start}, {end}) {text[start:end]!r} cuts the word {cut!r}; entity "
+                    f"offsets must fall on word boundaries (see nerlit.data.words)"
+                )
+            first, last = starts[start], ends[end]
+            if any(t != "O" for t in tags[first : last + 1]):
+                raise fail(f"entity [{start}, {end}) overlaps another entity")
+            tags[first : last + 1] = [f"B-{label}"] + [f"I-{label}"] * (last - first)
+        return Sentence(tuple(w for w, _, _ in spans), tuple(tags), where)
+    raise fail("the record has neither 'tokens' nor 'text'")
+
+
+def read_jsonl_file(path: str | Path, encoding: str | None = None) -> list[Sentence]:
+    """One JSON object per line: pre-split tokens with tags, or text with character offsets."""
+    path = Path(path)
+    sentences = []
+    for number, line in _decoded_lines(path, encoding):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CorpusFormatError(
+                path,
+                number,
+                f"not valid JSON ({error.msg} at column {error.colno})",
+                "one JSON object per line",
+            ) from None
+        sentences.append(_jsonl_sentence(path, number, record))
+    if not sentences:
+        raise CorpusFormatError(
+            path, None, "the file holds no sentences", "one JSON object per line"
+        )
+    return sentences
+
+
+def read_gmb_file(path: str | Path, encoding: str | None = "cp1252") -> list[Sentence]:
+    """The GMB/Kaggle CSV: ``Sentence #`` is filled on a sentence's first row only.
+
+    cp1252, not latin-1: the file's curly quotes and dashes (0x91-0x97) are cp1252 characters;
+    latin-1 maps them to C1 control characters that tokenizers silently drop.
+    """
+    path = Path(path)
+    handle = io.StringIO(_read_bytes(path).decode(encoding or "cp1252"), newline="")
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        raise CorpusFormatError(path, 1, "the file is empty", "a header 'Sentence #,Word,POS,Tag'")
+    names = [h.strip().lower() for h in header]
+    try:
+        sent_col, word_col, tag_col = (
+            names.index("sentence #"),
+            names.index("word"),
+            names.index("tag"),
+        )
+    except ValueError:
+        raise CorpusFormatError(
+            path, 1, f"header {header!r} lacks a needed column", "'Sentence #', 'Word' and 'Tag'"
+        ) from None
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    current = None
+    for row in reader:
+        line = reader.line_num
+        if len(row) != len(header):
+            raise CorpusFormatError(
+                path, line, f"{len(row)} columns", f"{len(header)} columns like the header"
+            )
+        if row[sent_col].strip():
+            if words:
+                sentences.append(Sentence(tuple(words), tuple(tags), current))
+            current, words, tags = row[sent_col].strip(), [], []
+        elif current is None:
+            raise CorpusFormatError(
+                path, line, "the first row has no 'Sentence #'", "'Sentence: 1'"
+            )
+        tag = row[tag_col].strip()
+        if not check_tag(tag):
+            raise CorpusFormatError(path, line, f"unknown tag {tag!r}", "O, B-TYPE or I-TYPE")
+        words.append(row[word_col])
+        tags.append(tag)
+    if words:
+        sentences.append(Sentence(tuple(words), tuple(tags), current))
+    if not sentences:
+        raise CorpusFormatError(path, None, "no sentences", "rows of 'Sentence #,Word,POS,Tag'")
+    return sentences
+
+
+def read_sentences(
+    path: str | Path,
+    format: str,
+    encoding: str | None = None,
+    token_column: int = 0,
+    tag_column: int = -1,
+) -> list[Sentence]:
+    """Dispatch on ``format`` (conll, jsonl, gmb)."""
+    if format == "conll":
+        return read_conll_file(path, encoding, token_column, tag_column)
+    if format == "jsonl":
+        return read_jsonl_file(path, encoding)
+    if format == "gmb":
+        return read_gmb_file(path, encoding or "cp1252")
+    raise DataError(f"unknown data.format {format!r}; expected one of {FORMATS}")

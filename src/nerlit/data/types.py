@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Sentence:
-    """Words plus one IOB2 tag per word; ``id`` ties it back to the source file."""
+    """Words plus one tag per word; ``id`` ties it back to the source (file:line, or GMB's id)."""
 
     words: tuple[str, ...]
     tags: tuple[str, ...]
@@ -25,7 +25,7 @@ class Sentence:
 
 @dataclass
 class Corpus:
-    """Named splits of sentences, and where each split came from (for the run directory)."""
+    """Named splits of IOB2-tagged sentences, and the files each split came from."""
 
     train: list[Sentence]
     val: list[Sentence]
@@ -36,7 +36,10 @@ class Corpus:
     def splits(self) -> dict[str, list[Sentence]]:
         return {"train": self.train, "val": self.val, "test": self.test}
 
-    def labels(self) -> list[str]:
-        """The label vocabulary, taken from train alone: O first, then B-/I- pairs by type."""
-        types = sorted({t[2:] for s in self.train for t in s.tags if t != "O"})
-        return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+    def entity_types(self) -> list[str]:
+        return sorted({t[2:] for s in self.train for t in s.tags if t != "O"})
+
+    def labels(self, scheme: str = "iob2") -> list[str]:
+        """The label vocabulary, from train alone: O first, then each type's prefixes."""
+        prefixes = ("B", "I", "E", "S") if scheme == "bioes" else ("B", "I")
+        return ["O"] + [f"{p}-{t}" for t in self.entity_types() for p in prefixes]

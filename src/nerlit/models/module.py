@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from nerlit.data.encoding import IGNORE_INDEX
+from nerlit.data.schemes import bioes_to_iob2
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.models.decoding import words_from_windows
 from nerlit.models.optim import parameter_groups
@@ -52,6 +54,8 @@ class NerModule(L.LightningModule):
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused for tagging; would get no gradient under DDP
         self.labels = list(labels)
+        # evaluation is always on IOB2 entities, whatever scheme the model was trained on
+        self.trained_on_bioes = any(label[:2] in ("E-", "S-") for label in self.labels)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.encoder.config.hidden_size, len(self.labels))
         std = getattr(self.encoder.config, "initializer_range", 0.02)
@@ -61,7 +65,9 @@ class NerModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self._eval_outputs: list[tuple[torch.Tensor, ...]] = []
+        self._eval_windows = 0
         self.test_scores: dict | None = None
+        self.test_predictions: list[list[str]] = []  # one IOB2 tag per word of each test sentence
         self.best_val_f1 = 0.0
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -88,6 +94,7 @@ class NerModule(L.LightningModule):
         self._eval_outputs.append(
             (sentence[owned], batch["word_index"][owned], logits.argmax(-1)[owned])
         )
+        self._eval_windows += batch["input_ids"].size(0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -96,10 +103,10 @@ class NerModule(L.LightningModule):
         self._eval_step(batch, "test")
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_outputs = []
+        self._eval_outputs, self._eval_windows = [], 0
 
     def on_test_epoch_start(self) -> None:
-        self._eval_outputs = []
+        self._eval_outputs, self._eval_windows = [], 0
 
     def _score(self, split: str) -> dict:
         sentences = self.trainer.datamodule.sentences(split)
@@ -107,11 +114,15 @@ class NerModule(L.LightningModule):
         self._eval_outputs = []
         predicted, missing = words_from_windows(*flat, [len(s) for s in sentences])
         seen = [i for i, row in enumerate(predicted) if any(y >= 0 for y in row)]
-        limited = self.trainer.sanity_checking or len(seen) < len(sentences)
+        # a sanity check or limit_*_batches evaluates part of the split: score what was seen
+        limited = self._eval_windows < len(self.trainer.datamodule.windows[split])
         if missing and not limited:
             raise RuntimeError(f"{missing} {split} words got no prediction: an encoding bug")
         gold = [list(sentences[i].tags) for i in seen]
         pred = [[self.labels[y] if y >= 0 else "O" for y in predicted[i]] for i in seen]
+        if self.trained_on_bioes:
+            pred = [bioes_to_iob2(tags) for tags in pred]
+        self.test_predictions = pred if split == "test" else self.test_predictions
         return entity_scores(gold, pred, self.hparams.eval_mode, self.hparams.reference_types or ())
 
     def on_validation_epoch_end(self) -> None:
@@ -144,3 +155,16 @@ class NerModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Embed the tokenizer's files: a checkpoint alone is then enough to tag text.
+
+        ``hparams.tokenizer_dir`` points into the run directory, which may not travel with the
+        checkpoint; ``nerlit.Tagger`` reads these bytes back (key ``nerlit_tokenizer_files``).
+        """
+        if not hasattr(self, "_tokenizer_files"):
+            saved = self.hparams.get("tokenizer_dir")
+            files = sorted(Path(saved).iterdir()) if saved and Path(saved).is_dir() else []
+            self._tokenizer_files = {p.name: p.read_bytes() for p in files if p.is_file()}
+        if self._tokenizer_files:
+            checkpoint["nerlit_tokenizer_files"] = self._tokenizer_files

@@ -14,13 +14,11 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from nerlit.errors import ModelNotFoundError
+
 HUB_HOST = "huggingface.co"
 # Model types whose tokenizers need a prefix space to tokenize pre-split words.
 _PREFIX_SPACE_TYPES = {"roberta", "deberta", "deberta-v2", "longformer", "bart", "gpt2", "mpnet"}
-
-
-class ModelNotFoundError(RuntimeError):
-    """No local copy and no reachable hub; the message tells the user how to fix it."""
 
 
 @dataclass

@@ -1,0 +1,90 @@
+"""``python -m nerlit.data.stats data=...``: per-split counts as the configured model sees them.
+
+Read before training: how many entities of each type, how long sentences are in subwords, how
+many exceed the window and will be split, which tag scheme was detected and what was repaired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from nerlit.cli import exit_on_user_error
+from nerlit.config import CONFIG_DIR
+from nerlit.data.datamodule import NerDataModule
+from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
+
+PERCENTILES = (50, 90, 95, 99, 100)
+
+
+def corpus_stats(datamodule: NerDataModule) -> dict:
+    """Statistics of every split of a set-up DataModule."""
+    encoder = datamodule.make_encoder()
+    n_special = datamodule.window_limit() - encoder.budget  # [CLS]/[SEP] or <s>/</s>
+    stats: dict = {
+        "scheme": datamodule.report.scheme,
+        "window": datamodule.window_limit(),
+        "splits": {},
+    }
+    for split, sentences in datamodule.corpus.splits().items():
+        lengths = [sum(map(len, encoder.word_pieces(s.words))) + n_special for s in sentences] or [
+            0
+        ]
+        entities = Counter(t[2:] for s in sentences for t in s.tags if t.startswith("B-"))
+        stats["splits"][split] = {
+            "sentences": len(sentences),
+            "words": sum(map(len, sentences)),
+            "entities": dict(sorted(entities.items())),
+            "subword_length_percentiles": {
+                f"p{p}": int(np.percentile(lengths, p)) for p in PERCENTILES
+            },
+            "windowed_sentences": datamodule.windowed.get(split, 0),
+            "repaired_tags": datamodule.report.repaired_tags.get(split, 0),
+            "empty_skipped": datamodule.report.empty_skipped.get(split, 0),
+        }
+    return stats
+
+
+def stats_table(stats: dict) -> Table:
+    splits = stats["splits"]
+    table = Table(title=f"corpus statistics (scheme {stats['scheme']}, window {stats['window']})")
+    table.add_column("")
+    for split in splits:
+        table.add_column(split, justify="right")
+    rows = ["sentences", "words", "windowed_sentences", "repaired_tags", "empty_skipped"]
+    for row in rows:
+        table.add_row(row.replace("_", " "), *(str(s[row]) for s in splits.values()))
+    for p in PERCENTILES:
+        name = "max" if p == 100 else f"p{p}"
+        table.add_row(
+            f"subwords {name}",
+            *(str(s["subword_length_percentiles"][f"p{p}"]) for s in splits.values()),
+        )
+    types = sorted({t for s in splits.values() for t in s["entities"]})
+    for t in types:
+        table.add_row(f"entities {t}", *(str(s["entities"].get(t, 0)) for s in splits.values()))
+    return table
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="stats.yaml")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    resolved = resolve_pretrained(cfg.model.name, cfg.model.pretrained, cfg.paths.models_dir)
+    datamodule = instantiate(cfg.data, tokenizer=load_tokenizer(resolved.location))
+    datamodule.setup()
+    stats = corpus_stats(datamodule)
+    Console().print(stats_table(stats))
+    out = Path(cfg.paths.output_dir)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Errors in the user's input or setup. Their messages name the file, the line and the fix, so
+entry points print them alone; any other exception is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NerlitError(Exception):
+    """Base of the errors a user can fix by changing data, config or environment."""
+
+
+class DataError(NerlitError, ValueError):
+    """The data cannot be used as configured (an unseen label, impossible split fractions...)."""
+
+
+class CorpusFormatError(DataError):
+    """A malformed corpus file: names the file, the line, what is wrong and what was expected."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str, expected: str) -> None:
+        where = f"{path}, line {line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}. Expected {expected}.")
+        self.path, self.line = str(path), line
+
+
+class ModelNotFoundError(NerlitError, RuntimeError):
+    """No local copy of a model and no reachable hub; the message says how to fix it."""

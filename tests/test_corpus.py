@@ -1,0 +1,104 @@
+"""Corpus assembly: scheme handling, repairs counted, empty sentences, carved splits, labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nerlit.data.corpus import load_corpus
+from nerlit.data.datamodule import NerDataModule
+from tests.conftest import make_sentences, write_conll
+
+
+def test_iob1_is_detected_and_converted(tmp_path: Path):
+    files = [
+        write_conll(tmp_path / f"{n}.txt", make_sentences(6, i), iob1=True)
+        for i, n in enumerate(["train", "val", "test"])
+    ]
+    corpus, report = load_corpus(*files)
+    assert report.scheme == "iob1"
+    assert [list(s.tags) for s in corpus.test] == [t for _, t in make_sentences(6, 2)]
+    assert report.repaired_tags == {"train": 0, "val": 0, "test": 0}
+
+
+def test_bioes_input_and_repairs_are_counted(tmp_path: Path):
+    path = tmp_path / "bioes.txt"
+    path.write_text("Angela B-per\nMerkel E-per\nin O\nParis S-geo\n\nx O\nNATO I-org\n")
+    corpus, report = load_corpus(path, path, path)
+    assert report.scheme == "bioes"
+    assert corpus.train[0].tags == ("B-per", "I-per", "O", "B-geo")
+    assert corpus.train[1].tags == ("O", "B-org")
+    assert report.repaired_tags["train"] == 1
+
+
+def test_invalid_iob2_is_repaired_and_counted(tmp_path: Path, caplog):
+    path = tmp_path / "t.txt"
+    path.write_text("a B-per\nb O\nc I-per\nd I-geo\n")
+    with caplog.at_level("WARNING"):
+        corpus, report = load_corpus(path, path, path, scheme="iob2")
+    assert corpus.train[0].tags == ("B-per", "O", "B-per", "B-geo")
+    assert report.repaired_tags["train"] == 2
+    assert "repaired 2 invalid iob2 tags" in caplog.text
+
+
+def test_empty_sentences_are_skipped_and_counted(tmp_path: Path):
+    path = tmp_path / "d.jsonl"
+    lines = [{"tokens": [], "tags": []}, {"text": "   ", "entities": []}]
+    lines += [{"tokens": ["a", "b"], "tags": ["B-x", "O"]}] * 3
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    corpus, report = load_corpus(path, path, path, format="jsonl")
+    assert len(corpus.train) == 3
+    assert report.empty_skipped["train"] == 2
+
+
+def test_missing_splits_are_carved_from_train(tmp_path: Path):
+    train = write_conll(tmp_path / "train.txt", make_sentences(100))
+    test = write_conll(tmp_path / "test.txt", make_sentences(7, 1))
+    corpus, report = load_corpus(train, None, test, split_seed=3)
+    assert report.carved_from_train == ["val"]
+    assert len(corpus.test) == 7
+    assert (len(corpus.train), len(corpus.val)) == (89, 11)  # 0.1 / 0.9 of train for val
+    both, _ = load_corpus(train, split_seed=3)
+    assert (len(both.train), len(both.val), len(both.test)) == (80, 10, 10)
+    again, _ = load_corpus(train, split_seed=3)
+    assert [s.id for s in again.val] == [s.id for s in both.val]
+
+
+def _datamodule(tmp_path, cased_tokenizer, test_tags, **kwargs) -> NerDataModule:
+    train = write_conll(tmp_path / "train.txt", make_sentences(10))
+    test = tmp_path / "test.txt"
+    test.write_text("".join(f"w{i} {t}\n" for i, t in enumerate(test_tags)))
+    return NerDataModule(
+        str(train),
+        str(train),
+        str(test),
+        tokenizer=cased_tokenizer,
+        output_dir=str(tmp_path / "run"),
+        **kwargs,
+    )
+
+
+def test_unseen_label_is_an_error_listing_labels(tmp_path: Path, cased_tokenizer):
+    dm = _datamodule(tmp_path, cased_tokenizer, ["B-per", "B-misc", "O"])
+    with pytest.raises(ValueError, match=r"label 'B-misc' .* never occurs in train.*'B-per'"):
+        dm.setup()
+
+
+def test_unseen_label_mapped_to_o_when_asked(tmp_path: Path, cased_tokenizer):
+    dm = _datamodule(tmp_path, cased_tokenizer, ["B-per", "B-misc", "I-misc"], unknown_labels="o")
+    dm.setup()
+    assert dm.sentences("test")[0].tags == ("B-per", "O", "O")
+    report = json.loads((tmp_path / "run" / "split.json").read_text())["report"]
+    assert report["unknown_labels_mapped_to_o"]["test"] == 2
+
+
+def test_bioes_training_labels(tmp_path: Path, cased_tokenizer):
+    dm = _datamodule(tmp_path, cased_tokenizer, ["B-per", "I-per"], train_scheme="bioes")
+    dm.setup()
+    assert {"B-per", "I-per", "E-per", "S-per"} <= set(dm.labels)
+    assert dm.sentences("test")[0].tags == ("B-per", "I-per"), "gold for scoring stays IOB2"
+    window = dm.windows["test"][0]
+    owned = [window.labels[i] for i, w in enumerate(window.word_index) if w >= 0]
+    assert [dm.labels[i] for i in owned] == ["B-per", "E-per"]

@@ -1,0 +1,81 @@
+"""Scheme conversions round-trip; repair always yields valid IOB2; detection finds the scheme."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nerlit.data.schemes import (
+    bioes_to_iob2,
+    detect_scheme,
+    iob1_to_iob2,
+    iob2_to_bioes,
+    iob2_to_iob1,
+    repair_iob2,
+    to_iob2,
+)
+
+TYPES = ["per", "geo", "org"]
+segment = st.one_of(
+    st.just(["O"]),
+    st.tuples(st.sampled_from(TYPES), st.integers(1, 4)).map(
+        lambda t: [f"B-{t[0]}"] + [f"I-{t[0]}"] * (t[1] - 1)
+    ),
+)
+valid_iob2 = st.lists(segment, max_size=12).map(lambda parts: [t for p in parts for t in p])
+any_tags = st.lists(
+    st.one_of(
+        st.just("O"),
+        st.builds(lambda p, t: f"{p}-{t}", st.sampled_from("BI"), st.sampled_from(TYPES)),
+    ),
+    max_size=20,
+)
+
+
+def is_valid_iob2(tags: list[str]) -> bool:
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
+            return False
+        prev = tag
+    return True
+
+
+@given(valid_iob2)
+def test_bioes_round_trip(tags):
+    bioes = iob2_to_bioes(tags)
+    assert len(bioes) == len(tags)
+    assert bioes_to_iob2(bioes) == tags
+    assert to_iob2(bioes, "bioes") == (tags, 0)
+
+
+@given(valid_iob2)
+def test_iob1_round_trip(tags):
+    assert iob1_to_iob2(iob2_to_iob1(tags)) == tags
+
+
+@given(valid_iob2)
+def test_valid_iob2_needs_no_repair(tags):
+    assert repair_iob2(tags) == (tags, 0)
+
+
+@given(any_tags)
+def test_repair_gives_valid_iob2_and_is_idempotent(tags):
+    repaired, fixed = repair_iob2(tags)
+    assert is_valid_iob2(repaired)
+    assert fixed == sum(a != b for a, b in zip(tags, repaired))
+    assert repair_iob2(repaired) == (repaired, 0)
+    assert [t[2:] for t in repaired] == [t[2:] for t in tags], "types are never changed"
+
+
+def test_repair_rule_examples():
+    assert repair_iob2(["O", "I-per", "I-per", "I-geo"]) == (["O", "B-per", "I-per", "B-geo"], 2)
+
+
+def test_detect_scheme():
+    assert detect_scheme([["B-per", "I-per", "O", "B-geo"]]) == "iob2"
+    assert detect_scheme([["I-per", "I-per", "O", "I-geo"], ["I-per", "B-per"]]) == "iob1"
+    assert detect_scheme([["B-per", "E-per", "O", "S-geo"]]) == "bioes"
+    assert detect_scheme([["U-per", "O"]]) == "bioes"
+    # IOB2 with a stray I- is still IOB2 (to be repaired), not IOB1
+    assert detect_scheme([["B-per", "O", "I-geo"]]) == "iob2"
