@@ -1,0 +1,67 @@
+"""python -m nerlit.data.stats: per-split counts, subword percentiles, windows, scheme."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from nerlit.config import REPO_ROOT
+from tests.conftest import make_sentences, write_conll
+
+
+def test_stats_cli(tmp_path: Path):
+    sentences = make_sentences(30)
+    sentences.append((["word"] * 300, ["O"] * 300))  # longer than a 64-subword window
+    train = write_conll(tmp_path / "train.txt", sentences, iob1=True)
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nerlit.data.stats",
+            "data=conll",
+            f"data.train_file={train}",
+            "data.max_length=64",
+            "model=tiny",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scheme iob1" in result.stdout and "entities per" in result.stdout
+    stats = json.loads((run / "stats.json").read_text())
+    assert stats["scheme"] == "iob1"
+    splits = stats["splits"]
+    assert sum(s["sentences"] for s in splits.values()) == 31
+    assert sum(s["windowed_sentences"] for s in splits.values()) == 1
+    assert sum(s["entities"].get("per", 0) for s in splits.values()) == 30
+    longest = max(s["subword_length_percentiles"]["p100"] for s in splits.values())
+    assert longest == 302  # 300 one-piece words + [CLS] + [SEP]
+
+
+def test_stats_cli_bad_file_is_one_clear_line(tmp_path: Path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("EU B-ORG\nrejects\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nerlit.data.stats",
+            "data=conll",
+            f"data.train_file={bad}",
+            "model=tiny",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"nerlit: {bad}, line 2: 1 columns" in result.stderr
+    assert "Traceback" not in result.stderr
