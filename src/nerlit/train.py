@@ -49,6 +49,8 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         dropout=cfg.model.dropout,
+        head=cfg.model.get("head", "linear"),
+        decode=cfg.model.get("decode", "constrained"),
         eval_mode=cfg.eval_mode,
         reference_types=list(cfg.data.get("reference_types") or []),
         tokenizer_dir=str(out / "tokenizer"),

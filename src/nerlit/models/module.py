@@ -14,7 +14,9 @@ from transformers import AutoConfig, AutoModel
 from nerlit.data.encoding import IGNORE_INDEX
 from nerlit.data.schemes import bioes_to_iob2
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.models.decoding import words_from_windows
+from nerlit.errors import DataError
+from nerlit.models.decoding import DECODERS, constrained_decode, words_from_windows
+from nerlit.models.heads import CRF, HEADS, compact
 from nerlit.models.optim import parameter_groups
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class NerModule(L.LightningModule):
         dropout: float = 0.1,
         eval_mode: str = "strict",
         reference_types: list[str] | None = None,
+        head: str = "linear",
+        decode: str = "constrained",
         tokenizer_dir: str | None = None,
         encoder: nn.Module | None = None,
     ) -> None:
@@ -61,6 +65,11 @@ class NerModule(L.LightningModule):
         std = getattr(self.encoder.config, "initializer_range", 0.02)
         nn.init.normal_(self.classifier.weight, std=std)
         nn.init.zeros_(self.classifier.bias)
+        if head not in HEADS or decode not in DECODERS:
+            raise DataError(f"model.head must be one of {HEADS} and model.decode of {DECODERS}")
+        # linear head: decode="constrained" runs Viterbi over the softmax scores so that outputs
+        # are always valid spans; "argmax" labels each word on its own (as HF pipelines do)
+        self.crf = CRF(self.labels) if head == "crf" else None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
@@ -75,7 +84,23 @@ class NerModule(L.LightningModule):
         return self.classifier(self.dropout(hidden))
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.crf is not None:
+            emissions, mask = compact(logits, labels != IGNORE_INDEX)
+            tags, _ = compact(labels, labels != IGNORE_INDEX)
+            return self.crf.nll(emissions, tags, mask)
         return self.loss_fn(logits.float().view(-1, logits.size(-1)), labels.view(-1))
+
+    def _word_values(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-token values that evaluation keeps: label ids, or log-probs for Viterbi later."""
+        if self.crf is not None:
+            labelled = labels != IGNORE_INDEX
+            emissions, mask = compact(logits, labelled)
+            ids = torch.zeros_like(labels)
+            ids[labelled] = self.crf.decode(emissions, mask)[mask]
+            return ids
+        if self.hparams.decode == "constrained":
+            return torch.log_softmax(logits.float(), dim=-1)
+        return logits.argmax(-1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -91,9 +116,8 @@ class NerModule(L.LightningModule):
         self.log(f"{split}/loss", loss, batch_size=batch["input_ids"].size(0))
         owned = batch["word_index"] >= 0
         sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
-        self._eval_outputs.append(
-            (sentence[owned], batch["word_index"][owned], logits.argmax(-1)[owned])
-        )
+        values = self._word_values(logits, batch["labels"])
+        self._eval_outputs.append((sentence[owned], batch["word_index"][owned], values[owned]))
         self._eval_windows += batch["input_ids"].size(0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -112,14 +136,19 @@ class NerModule(L.LightningModule):
         sentences = self.trainer.datamodule.sentences(split)
         flat = [torch.cat(parts).cpu() for parts in zip(*self._eval_outputs)]
         self._eval_outputs = []
-        predicted, missing = words_from_windows(*flat, [len(s) for s in sentences])
-        seen = [i for i, row in enumerate(predicted) if any(y >= 0 for y in row)]
+        values, written = words_from_windows(*flat, [len(s) for s in sentences], fill=0)
+        seen = [i for i, w in enumerate(written) if bool(w.any())]
         # a sanity check or limit_*_batches evaluates part of the split: score what was seen
         limited = self._eval_windows < len(self.trainer.datamodule.windows[split])
+        missing = sum(int((~written[i]).sum()) for i in seen)
         if missing and not limited:
             raise RuntimeError(f"{missing} {split} words got no prediction: an encoding bug")
+        if values and values[0].dim() == 2:  # log-probs: constrained Viterbi per sentence
+            ids = constrained_decode([values[i] for i in seen], self.labels)
+        else:
+            ids = [values[i].tolist() for i in seen]
         gold = [list(sentences[i].tags) for i in seen]
-        pred = [[self.labels[y] if y >= 0 else "O" for y in predicted[i]] for i in seen]
+        pred = [[self.labels[y] for y in row] for row in ids]
         if self.trained_on_bioes:
             pred = [bioes_to_iob2(tags) for tags in pred]
         self.test_predictions = pred if split == "test" else self.test_predictions

@@ -1,0 +1,129 @@
+"""Constrained Viterbi and the CRF, checked against brute force on small cases."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from nerlit.models.decoding import (
+    NEG_INF,
+    allowed_transitions,
+    constrained_decode,
+    viterbi,
+)
+from nerlit.models.heads import CRF, compact
+from nerlit.train import train
+from tests.conftest import compose_train, tiny_overrides
+
+LABELS = ["O", "B-per", "I-per", "B-geo", "I-geo"]
+BIOES = ["O", "B-per", "I-per", "E-per", "S-per"]
+
+
+def _valid(seq: list[str]) -> bool:
+    allowed, start, end = allowed_transitions(LABELS if seq[0] in LABELS else BIOES)
+    labels = LABELS if all(s in LABELS for s in seq) else BIOES
+    ids = [labels.index(s) for s in seq]
+    return bool(start[ids[0]] and end[ids[-1]] and all(allowed[a, b] for a, b in zip(ids, ids[1:])))
+
+
+def test_iob2_rules():
+    allowed, start, end = allowed_transitions(LABELS)
+    o, b_per, i_per, b_geo, i_geo = range(5)
+    assert not allowed[o, i_per] and allowed[b_per, i_per] and allowed[i_per, i_per]
+    assert not allowed[b_geo, i_per] and allowed[i_per, b_geo] and allowed[o, b_geo]
+    assert not start[i_geo] and start[b_geo] and bool(end.all())
+
+
+def test_bioes_rules():
+    allowed, start, end = allowed_transitions(BIOES)
+    o, b, i, e, s = range(5)
+    assert allowed[b, i] and allowed[b, e] and not allowed[b, o] and not allowed[b, s]
+    assert not allowed[o, e] and allowed[e, o] and allowed[s, b]
+    assert not end[b] and not end[i] and end[e] and end[s]
+    assert not start[i] and not start[e]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_constrained_decode_is_the_best_valid_sequence(seed: int):
+    torch.manual_seed(seed)
+    length = 1 + seed % 5
+    log_probs = torch.log_softmax(torch.randn(length, len(LABELS)) * 3, dim=-1)
+    (best,) = constrained_decode([log_probs], LABELS)
+    candidates = [
+        seq
+        for seq in itertools.product(range(len(LABELS)), repeat=length)
+        if _valid([LABELS[i] for i in seq])
+    ]
+    brute = max(candidates, key=lambda seq: sum(log_probs[t, i] for t, i in enumerate(seq)))
+    assert best == list(brute)
+
+
+def test_constrained_decode_repairs_argmax():
+    probs = torch.tensor([[0.9, 0.0, 0.1, 0.0, 0.0], [0.1, 0.3, 0.6, 0.0, 0.0]])
+    (best,) = constrained_decode([probs.clamp_min(1e-9).log()], LABELS)
+    assert probs.argmax(-1).tolist() == [0, 2]  # O, I-per: invalid
+    assert best == [0, 1]  # O, B-per
+
+
+def test_batched_viterbi_matches_one_by_one():
+    torch.manual_seed(0)
+    rows = [torch.randn(n, len(LABELS)) for n in (5, 1, 3)]
+    together = constrained_decode(rows, LABELS)
+    assert together == [constrained_decode([r], LABELS)[0] for r in rows]
+    assert [len(r) for r in together] == [5, 1, 3]
+
+
+def test_compact_moves_labelled_positions_left():
+    values = torch.tensor([[10, 11, 12, 13], [20, 21, 22, 23]])
+    mask = torch.tensor([[False, True, False, True], [True, True, True, False]])
+    out, out_mask = compact(values, mask)
+    assert out.tolist() == [[11, 13, 0], [20, 21, 22]]
+    assert out_mask.tolist() == [[True, True, False], [True, True, True]]
+
+
+def test_crf_nll_matches_brute_force_partition():
+    torch.manual_seed(1)
+    crf = CRF(LABELS)
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.start.normal_()
+        crf.end.normal_()
+    emissions = torch.randn(1, 3, len(LABELS))
+    tags = torch.tensor([[1, 2, 0]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    transitions, start, end = crf.scores()
+
+    def path_score(seq):
+        s = start[seq[0]] + emissions[0, 0, seq[0]] + end[seq[-1]]
+        return s + sum(
+            transitions[a, b] + emissions[0, t + 1, b] for t, (a, b) in enumerate(zip(seq, seq[1:]))
+        )
+
+    all_paths = torch.stack([path_score(p) for p in itertools.product(range(5), repeat=3)])
+    expected = torch.logsumexp(all_paths, 0) - path_score([1, 2, 0])
+    assert crf.nll(emissions, tags, mask).item() == pytest.approx(expected.item(), rel=1e-4)
+    decoded = crf.decode(emissions, mask)[0].tolist()
+    assert _valid([LABELS[i] for i in decoded])
+    assert decoded == list(max(itertools.product(range(5), repeat=3), key=path_score))
+
+
+def test_viterbi_respects_masks():
+    emissions = torch.zeros(2, 4, 2)
+    emissions[:, :, 1] = 1.0
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    out = viterbi(emissions, mask, torch.zeros(2, 2), torch.zeros(2), torch.zeros(2))
+    assert out.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert NEG_INF < -1000
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["model.head=crf"], ["model.decode=argmax"], ["data.train_scheme=bioes", "model.head=crf"]],
+)
+def test_heads_and_decoders_train_and_score(gmb_file: Path, tmp_path: Path, extra):
+    cfg = compose_train([*tiny_overrides(gmb_file), "logger=none", *extra], tmp_path)
+    summary = train(cfg)
+    assert 0.0 <= summary["test_f1"] <= 1.0
