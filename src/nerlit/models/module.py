@@ -13,8 +13,8 @@ from transformers import AutoConfig, AutoModel
 
 from nerlit.data.encoding import IGNORE_INDEX
 from nerlit.data.schemes import bioes_to_iob2
-from nerlit.evaluation.metrics import entity_scores
 from nerlit.errors import DataError
+from nerlit.evaluation.metrics import entity_scores
 from nerlit.models.decoding import DECODERS, constrained_decode, words_from_windows
 from nerlit.models.heads import CRF, HEADS, compact
 from nerlit.models.optim import parameter_groups
