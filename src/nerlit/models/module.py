@@ -171,6 +171,28 @@ class NerModule(L.LightningModule):
         if "reference" in self.test_scores:
             self.log("test/f1_reference_types", self.test_scores["reference"]["f1"])
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip directly when no loss scaling is in use (bf16 or fp32).
+
+        Lightning's mixed-precision plugin refuses to clip for any fused optimizer, a check meant
+        for fp16, whose GradScaler leaves gradients scaled until the fused step. With bf16 there is
+        no scaler and the gradients are exact, so clipping them is correct; with fp16 Lightning's
+        own check still applies.
+        """
+        if gradient_clip_val and getattr(self.trainer.precision_plugin, "scaler", None) is None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("NerModule needs an optimizer factory to train (conf/optimizer/)")
