@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install train test test-slow lint format clean
+.PHONY: install train test test-slow lint format clean bench bench-train bench-inference
 
 install: $(VENV)/.installed
 
@@ -38,3 +38,13 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## Tagger vs the HF pipeline on 2,000 GMB test sentences: ARGS="--model DIR" (else fine-tunes MiniLM first)
+bench-inference: install
+	$(BIN)/python bench/inference.py $(ARGS)
+
+## nerlit vs HF Trainer vs a bare loop, same data/model/steps: ARGS="--sentences 3000 --steps 60"
+bench-train: install
+	$(BIN)/python bench/train_throughput.py $(ARGS)
+
+bench: bench-train bench-inference
