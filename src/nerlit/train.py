@@ -19,6 +19,10 @@ from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
 from nerlit.evaluation.report import write_report
+from nerlit.experiments.ddp import distributed_job, is_global_zero
+from nerlit.experiments.provenance import write_provenance
+from nerlit.experiments.resume import resolve_checkpoint
+from nerlit.experiments.wandb_run import finish_wandb, log_config, log_test_results, prepare_wandb
 from nerlit.models.module import NerModule
 from nerlit.models.pretrained import load_encoder, load_tokenizer, resolve_pretrained
 
@@ -68,50 +72,112 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
     return module, datamodule, trainer
 
 
-def train(cfg: DictConfig) -> dict:
-    """Fit, test the best checkpoint, write metrics.json/report.md/summary.json; return summary."""
-    started = time.perf_counter()
-    L.seed_everything(cfg.seed, workers=True)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    module, datamodule, trainer = build(cfg)
+def _best_val_f1(trainer: L.Trainer, best: str) -> float | None:
+    """The checkpointed best; without checkpointing, the module's running best (for sweepers)."""
+    callback = trainer.checkpoint_callback
+    if best and callback is not None and callback.best_model_score is not None:
+        return float(callback.best_model_score)
+    value = trainer.callback_metrics.get("val/f1_best")
+    return float(value) if value is not None else None
 
+
+def _print_summary(summary: dict) -> None:
+    """One block at the end of a run: where it is, what it scored."""
+    first = ("run_dir", "best_checkpoint", "best_val_f1", "test_f1")
+    keys = [k for k in first if k in summary] + [k for k in summary if k not in first]
+    lines = []
+    for key in keys:
+        value = summary[key]
+        shown = f"{value:.4f}" if isinstance(value, float) and key.endswith("f1") else value
+        lines.append(f"  {key}: {shown}")
+    Console().print("[bold]Run finished[/bold]\n" + "\n".join(lines))
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    module: NerModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    ckpt_path: str | None,
+    out: Path,
+) -> dict:
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     summary = {
         "run_dir": str(out),
         "best_checkpoint": best or None,
-        "best_val_f1": float(trainer.checkpoint_callback.best_model_score)
-        if best and trainer.checkpoint_callback.best_model_score is not None
-        else None,
+        "best_val_f1": _best_val_f1(trainer, best) if cfg.train else None,
+        "world_size": trainer.world_size,
     }
+    if ckpt_path:
+        summary["resumed_from" if cfg.train else "evaluated_checkpoint"] = ckpt_path
     throughput = next((c for c in trainer.callbacks if isinstance(c, TokenThroughput)), None)
     if throughput and throughput.seconds:
         summary["train_tokens_per_s"] = round(throughput.tokens_per_s, 1)
         summary["train_words_per_s"] = round(throughput.words_per_s, 1)
         summary["train_seconds"] = round(throughput.seconds, 1)
     if cfg.test:
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        write_report(module.test_scores, out, title=f"{datamodule.corpus.name} test")
+        # without training, ckpt_path names the checkpoint to test
+        tested = best or (ckpt_path if not cfg.train else None)
+        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=False)
         summary["test_f1"] = module.test_scores["micro"]["f1"]
         if "reference" in module.test_scores:
             summary["test_f1_reference_types"] = module.test_scores["reference"]["f1"]
+        if trainer.is_global_zero:
+            write_report(module.test_scores, out, title=f"{datamodule.corpus.name} test")
+            log_test_results(
+                trainer,
+                module.test_scores,
+                getattr(module, "test_gold", []),
+                module.test_predictions,
+                out,
+                summary,
+            )
+    return summary
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit (or resume), test the best checkpoint, write the run's files; return the summary.
+
+    Under DDP every rank runs this function; only rank 0 writes files, logs and prints.
+    """
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    out = Path(cfg.paths.output_dir)
+    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), out)
+    zero = is_global_zero()
+    uses_wandb = "wandb" in (cfg.get("logger") or {})
+    if uses_wandb:
+        prepare_wandb(cfg, out, resuming=bool(ckpt_path and cfg.train), write=zero)
+    if zero:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_provenance(out)
+    try:
+        with distributed_job() as trainers:
+            module, datamodule, trainer = build(cfg)
+            trainers.append(trainer)
+            if uses_wandb:
+                log_config(trainer, cfg)
+            summary = _fit_and_test(cfg, module, datamodule, trainer, ckpt_path, out)
+    except BaseException:
+        finish_wandb(failed=True)
+        raise
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    Console().print(
-        "[bold]Run finished[/bold]\n" + "\n".join(f"  {k}: {v}" for k, v in summary.items())
-    )
+    finish_wandb(failed=False)
+    if zero:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        _print_summary(summary)
     return summary
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    """Returns the best validation F1, so a Hydra sweeper can maximise it."""
+    """Returns the best validation F1, so a Hydra sweeper (hparams_search=optuna) maximises it."""
     return train(cfg).get("best_val_f1")
 
 

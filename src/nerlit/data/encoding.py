@@ -9,7 +9,6 @@ words it *owns*, so that every word is predicted and scored exactly once.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,6 +165,19 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Training (``shuffle=True``): shuffle, cut into pools of ``pool_batches`` batches, sort each pool
     by length, batch it, then shuffle the batches, so each epoch sees a different order. Evaluation
     (``shuffle=False``): plain length order; predictions are mapped back by sentence and word index.
+
+    Distributed: Lightning shards a plain sampler but not a custom batch sampler, so this one
+    shards itself. Every rank builds the same global list of batches (same seed, same epoch) and
+    takes every ``num_replicas``-th one; rank and world size come from ``torch.distributed`` when
+    not given, read when the loader iterates (the process group exists by then). Training drops the
+    last ``len % num_replicas`` batches of the shuffled list, so each rank steps the same number
+    of times (DDP would otherwise wait forever on the rank with one step more) and no window is
+    seen twice in an epoch; which batches are dropped changes every epoch. Evaluation neither
+    drops nor repeats: ranks may differ by one batch, which evaluation tolerates as it has no
+    per-step collective, and with fewer batches than ranks batches are split so that each rank
+    gets one (a rank with none would skip the epoch-end gather the others wait in). Only with
+    fewer windows than ranks is a window repeated; scoring writes a repeated word's slot twice
+    with the same prediction.
     """
 
     def __init__(
@@ -175,28 +187,41 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         shuffle: bool,
         seed: int = 0,
         pool_batches: int = 50,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.pool_batches = pool_batches
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+    @property
+    def sampler(self) -> LengthGroupedBatchSampler:
+        """Itself: Lightning calls ``set_epoch`` on ``batch_sampler.sampler``, never on a batch
+        sampler, so without this every epoch would see the first epoch's order."""
+        return self
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def replicas(self) -> tuple[int, int]:
+        """(world size, this rank): as given, else from an initialized process group."""
+        if self.num_replicas is not None:
+            return self.num_replicas, self.rank or 0
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+
+    def global_batches(self) -> list[list[int]]:
+        """The batches of all ranks together, identical on every rank."""
         order = list(range(len(self.lengths)))
         if not self.shuffle:
             order.sort(key=lambda i: -self.lengths[i])
-            yield from (
-                order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
-            )
-            return
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         rng = random.Random(self.seed + self.epoch)
         rng.shuffle(order)
         pool = self.batch_size * self.pool_batches
@@ -207,4 +232,28 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             ]
         rng.shuffle(batches)
-        yield from batches
+        return batches
+
+    def rank_batches(self) -> list[list[int]]:
+        """This rank's share of :meth:`global_batches` (all of them in a single process)."""
+        batches = self.global_batches()
+        replicas, rank = self.replicas()
+        if replicas == 1 or not batches:
+            return batches
+        if self.shuffle:
+            if len(batches) < replicas:
+                batches = (batches * replicas)[:replicas]
+            batches = batches[: len(batches) - len(batches) % replicas]
+        else:
+            while len(batches) < replicas and any(len(b) > 1 for b in batches):
+                i = max(range(len(batches)), key=lambda k: len(batches[k]))
+                half = (len(batches[i]) + 1) // 2
+                batches[i : i + 1] = [batches[i][:half], batches[i][half:]]
+            batches += [batches[-1]] * (replicas - len(batches))
+        return batches[rank::replicas]
+
+    def __len__(self) -> int:
+        return len(self.rank_batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.rank_batches()

@@ -113,7 +113,8 @@ class NerModule(L.LightningModule):
     def _eval_step(self, batch: dict, split: str) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
-        self.log(f"{split}/loss", loss, batch_size=batch["input_ids"].size(0))
+        size = batch["input_ids"].size(0)
+        self.log(f"{split}/loss", loss, batch_size=size, sync_dist=True)
         owned = batch["word_index"] >= 0
         sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
         values = self._word_values(logits, batch["labels"])
@@ -132,14 +133,34 @@ class NerModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._eval_outputs, self._eval_windows = [], 0
 
+    def _gather_eval_outputs(self) -> tuple[list[torch.Tensor], int]:
+        """(sentence, word, value) rows and the window count of the whole split, from all ranks.
+
+        Under DDP each rank evaluated a disjoint share of the windows (the batch sampler shards
+        them), so scoring its own share would give a per-rank F1. ``all_gather_object`` takes
+        shares of different sizes, which tensor ``all_gather`` does not.
+        """
+        if self._eval_outputs:
+            flat = [torch.cat(parts).cpu() for parts in zip(*self._eval_outputs)]
+        else:  # a rank may get no window of a tiny split
+            flat = [torch.empty(0, dtype=torch.long) for _ in range(3)]
+        windows, self._eval_outputs = self._eval_windows, []
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            shares: list = [None] * world
+            torch.distributed.all_gather_object(shares, (flat, windows))
+            rows = [share[0] for share in shares if share[1]] or [flat]
+            flat = [torch.cat(parts) for parts in zip(*rows)]
+            windows = sum(share[1] for share in shares)
+        return flat, windows
+
     def _score(self, split: str) -> dict:
         sentences = self.trainer.datamodule.sentences(split)
-        flat = [torch.cat(parts).cpu() for parts in zip(*self._eval_outputs)]
-        self._eval_outputs = []
+        flat, windows = self._gather_eval_outputs()
         values, written = words_from_windows(*flat, [len(s) for s in sentences], fill=0)
         seen = [i for i, w in enumerate(written) if bool(w.any())]
         # a sanity check or limit_*_batches evaluates part of the split: score what was seen
-        limited = self._eval_windows < len(self.trainer.datamodule.windows[split])
+        limited = windows < len(self.trainer.datamodule.windows[split])
         missing = sum(int((~written[i]).sum()) for i in seen)
         if missing and not limited:
             raise RuntimeError(f"{missing} {split} words got no prediction: an encoding bug")
@@ -152,6 +173,8 @@ class NerModule(L.LightningModule):
         if self.trained_on_bioes:
             pred = [bioes_to_iob2(tags) for tags in pred]
         self.test_predictions = pred if split == "test" else self.test_predictions
+        if split == "test":
+            self.test_gold = gold  # what test_predictions are scored against
         return entity_scores(gold, pred, self.hparams.eval_mode, self.hparams.reference_types or ())
 
     def on_validation_epoch_end(self) -> None:

@@ -1,0 +1,133 @@
+"""W&B for many runs: one W&B run per nerlit run, resumable, grouped by sweep, always finished.
+
+Lightning's ``WandbLogger`` reuses a ``wandb.run`` that is still open, so without a finish at the
+end of each job every Hydra multirun job after the first logs into the first job's run (wandb
+#1314, lightning-hydra-template #289); it draws a new run id on every launch, so a resumed
+training would start a second W&B run (lightning-hydra-template #128); and online mode with no
+network blocks, then crashes. Here each run directory keeps its W&B id (``wandb_id.txt``), jobs
+of a sweep are grouped by the sweep's folder, W&B runs offline unless configured
+(:func:`nerlit.config.configure_wandb_mode`), and :func:`finish_wandb` closes the run with the
+job's outcome.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from nerlit.config import configure_wandb_mode
+
+ID_FILE = "wandb_id.txt"
+
+
+def _hydra_job() -> tuple[str, int] | None:
+    """(sweep folder name, job number) inside a Hydra multirun job, else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return None
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return Path(hydra_cfg.sweep.dir).name, int(hydra_cfg.job.num)
+
+
+def new_run_id() -> str:
+    """A W&B run id (8 lowercase letters and digits, as W&B draws them; its helper is private)."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def prepare_wandb(cfg: DictConfig, run_dir: Path, resuming: bool, write: bool = True) -> str:
+    """Fill in the W&B logger's id, resume policy, group and name before it is built.
+
+    A resumed run reuses the id saved in its run directory, so W&B continues the same run.
+    Returns the id.
+    """
+    configure_wandb_mode()
+    node = cfg.logger.wandb
+    id_file = run_dir / ID_FILE
+    with open_dict(node):
+        if not node.get("id"):
+            saved = id_file.read_text().strip() if resuming and id_file.is_file() else ""
+            node.id = saved or new_run_id()
+        node.resume = node.get("resume") or "allow"
+        job = _hydra_job()
+        if job is not None:
+            sweep, num = job
+            node.group = node.get("group") or sweep
+            node.name = node.get("name") or f"{sweep}/{num}"
+        else:
+            node.name = node.get("name") or run_dir.name
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(node.id)
+    return node.id
+
+
+def wandb_loggers(trainer: L.Trainer) -> list:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+
+def log_config(trainer: L.Trainer, cfg: DictConfig) -> None:
+    """The composed config (Lightning alone logs only the module's hyperparameters).
+
+    Logged before ``fit`` so the W&B run exists, with its config, also when fit fails.
+    """
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in wandb_loggers(trainer):
+        logger.experiment.config.update(config, allow_val_change=True)
+
+
+def log_test_results(
+    trainer: L.Trainer,
+    scores: dict,
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    run_dir: Path,
+    summary: dict,
+) -> None:
+    """Per-type test scores as a W&B table, the entity confusion matrix as an image, the summary.
+
+    The confusion matrix is also written to the run directory (confusion.json/png).
+    """
+    loggers = wandb_loggers(trainer)
+    if not loggers:
+        return
+    from nerlit.evaluation.confusion import write_confusion
+    from nerlit.evaluation.report import report_rows
+
+    columns = ["type", "precision", "recall", "f1", "support"]
+    rows = [[name, *(row[k] for k in columns[1:])] for name, row in report_rows(scores)]
+    image = None
+    if gold:
+        write_confusion(gold, pred, run_dir, scores.get("mode", "strict"), "test entity types")
+        image = run_dir / "confusion.png"
+    for logger in loggers:
+        logger.log_table("test/per_type", columns=columns, data=rows)
+        if image is not None:
+            logger.log_image("test/confusion", [str(image)])
+        logger.experiment.summary.update(
+            {f"final/{k}": v for k, v in summary.items() if v is not None}
+        )
+
+
+def finish_wandb(failed: bool) -> None:
+    """Close this job's W&B run, marked failed (exit code 1) when the job failed.
+
+    A no-op when no run is open, and it never imports wandb for a run that did not use it.
+    """
+    wandb = sys.modules.get("wandb")
+    run = getattr(wandb, "run", None) if wandb else None
+    if run is not None:
+        run.finish(exit_code=1 if failed else 0)

@@ -1,0 +1,88 @@
+"""Resume: a run killed mid-training and resumed with ckpt_path=last ends as if never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from nerlit.config import REPO_ROOT
+from nerlit.errors import NerlitError
+from nerlit.train import train
+from tests.conftest import compose_train, tiny_overrides
+
+
+class KillAtStep(L.Callback):
+    """Dies like a preempted job (SIGKILL: no handler, no cleanup) before step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _overrides(gmb_file: Path) -> list[str]:
+    # two epochs of 4 steps at a rate that moves a tiny model; dropout draws from the RNGs
+    return [
+        *tiny_overrides(gmb_file),
+        "trainer.max_epochs=2",
+        "trainer.deterministic=true",
+        "optimizer.lr=3e-3",
+    ]
+
+
+def test_killed_run_resumed_from_last_checkpoint_matches_an_uninterrupted_run(
+    gmb_file: Path, tmp_path: Path
+):
+    straight = train(compose_train(_overrides(gmb_file), tmp_path / "straight"))
+
+    run_dir = tmp_path / "interrupted"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nerlit.train",
+            *_overrides(gmb_file),
+            f"hydra.run.dir={run_dir}",
+            "+callbacks.kill._target_=tests.test_resume.KillAtStep",
+            "+callbacks.kill.step=6",  # mid-epoch 2; the last checkpoint is from step 4
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = train(compose_train([*_overrides(gmb_file), "ckpt_path=last"], run_dir))
+    assert resumed["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert resumed["best_val_f1"] == straight["best_val_f1"]
+    assert resumed["test_f1"] == straight["test_f1"]
+    runs = (tmp_path / "straight", run_dir)
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in runs]
+    assert metrics[0] == metrics[1]
+    # the resumed run's last checkpoint carries on the uninterrupted run's step count
+    assert resumed["best_checkpoint"].split("/")[-1] == straight["best_checkpoint"].split("/")[-1]
+    # and its final weights are the uninterrupted run's, bit for bit
+    weights = [
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"] for d in runs
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_ckpt_path_last_without_a_checkpoint_names_the_fix(gmb_file: Path, tmp_path: Path):
+    cfg = compose_train([*tiny_overrides(gmb_file), "ckpt_path=last"], tmp_path / "fresh")
+    with pytest.raises(NerlitError, match="hydra.run.dir"):
+        train(cfg)
