@@ -1,3 +1,13 @@
 """nerlit: fine-tune BERT-family encoders for NER."""
 
 __version__ = "0.1.0"
+__all__ = ["Tagger", "__version__"]
+
+
+def __getattr__(name: str):
+    # lazy: `import nerlit` (the CLIs, the config) should not pay for torch and transformers
+    if name == "Tagger":
+        from nerlit.inference.tagger import Tagger
+
+        return Tagger
+    raise AttributeError(f"module 'nerlit' has no attribute {name!r}")

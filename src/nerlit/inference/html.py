@@ -1,0 +1,104 @@
+"""Entities as a self-contained HTML page: highlighted spans, a colour per type, a legend.
+
+Like displaCy's entity view, but one file with inline CSS and no scripts or external assets, so it
+opens anywhere (an attachment, an air-gapped machine) and shows the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from nerlit.inference.spans import Entity
+
+# displaCy-like colours for the usual types; anything else gets a stable colour from its name
+_COLOURS = {
+    "per": "#aa9cfc",
+    "org": "#7aecec",
+    "geo": "#feca74",
+    "loc": "#ff9561",
+    "gpe": "#bfeeb7",
+    "tim": "#bfe1d9",
+    "date": "#bfe1d9",
+    "misc": "#e4e7d2",
+    "art": "#f0d0ff",
+    "eve": "#ffeb80",
+    "nat": "#c887fb",
+}
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em;
+       color: #222; max-width: 70em; }
+h1 { font-size: 1.4em; }
+.legend { margin: 1em 0 1.5em; line-height: 2.2; }
+.legend .ent { margin-right: 0.6em; }
+.doc { line-height: 2.5; padding: 0.4em 0; border-bottom: 1px solid #eee; white-space: pre-wrap; }
+.doc .n { color: #999; font-size: 0.75em; margin-right: 1em; user-select: none; }
+.ent { padding: 0.25em 0.45em; margin: 0 0.1em; border-radius: 0.35em; line-height: 1; }
+.ent .label { font-size: 0.65em; font-weight: bold; text-transform: uppercase;
+              vertical-align: middle; margin-left: 0.4em; }
+.meta { color: #777; font-size: 0.85em; }
+"""
+
+
+def type_colour(label: str) -> str:
+    """A fixed colour for a type: the usual ones as displaCy has them, others from a hash."""
+    known = _COLOURS.get(label.lower())
+    if known:
+        return known
+    hue = int(hashlib.md5(label.encode()).hexdigest()[:4], 16) / 0xFFFF
+    r, g, b = colorsys.hls_to_rgb(hue, 0.82, 0.75)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def _mark(text: str, entity: Entity) -> str:
+    return (
+        f'<mark class="ent" style="background: {type_colour(entity.label)}" '
+        f'title="{escape(entity.label)} {entity.score:.3f}">{escape(text)}'
+        f'<span class="label">{escape(entity.label)}</span></mark>'
+    )
+
+
+def render_document(text: str, entities: Sequence[Entity]) -> str:
+    """One text with its entities highlighted; overlapping or unordered spans are skipped."""
+    parts, position = [], 0
+    for entity in sorted(entities, key=lambda e: e.start):
+        if entity.start < position or entity.end > len(text):
+            continue
+        parts.append(escape(text[position : entity.start]))
+        parts.append(_mark(text[entity.start : entity.end], entity))
+        position = entity.end
+    parts.append(escape(text[position:]))
+    return "".join(parts)
+
+
+def render_html(
+    documents: Iterable[tuple[str, Sequence[Entity]]], title: str = "nerlit entities"
+) -> str:
+    """The whole page: a legend with counts per type, then one block per text."""
+    counts: Counter[str] = Counter()
+    blocks = []
+    for number, (text, entities) in enumerate(documents, start=1):
+        counts.update(e.label for e in entities)
+        blocks.append(
+            f'<div class="doc"><span class="n">{number}</span>{render_document(text, entities)}'
+            f"</div>"
+        )
+    legend = "".join(
+        f'<mark class="ent" style="background: {type_colour(label)}">{escape(label)}'
+        f'<span class="label">{count}</span></mark>'
+        for label, count in sorted(counts.items())
+    )
+    total = sum(counts.values())
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n"
+        f"<h1>{escape(title)}</h1>\n"
+        f'<p class="meta">{len(blocks)} texts, {total} entities</p>\n'
+        f'<div class="legend">{legend or "no entities"}</div>\n' + "\n".join(blocks) + "\n"
+        "</body></html>\n"
+    )

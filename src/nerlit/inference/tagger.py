@@ -1,0 +1,189 @@
+"""Tagger: raw texts in, entities with character offsets out, fast on CPU.
+
+Speed comes from doing per text only what must be per text. Words are tokenized once per
+distinct word (``SubwordEncoder``'s cache), windows of all texts are sorted by length so batches
+carry almost no padding, the model runs under ``inference_mode``, and label probabilities are
+gathered, normalised and decoded for all words at once rather than per example. Long texts go
+through the same overlapping windows as training, so nothing is truncated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from nerlit.data.encoding import SubwordEncoder, collate_windows
+from nerlit.data.types import Sentence
+from nerlit.data.words import join_words, split_words
+from nerlit.inference.loading import LoadedModel, OptionError, load_model
+from nerlit.inference.spans import (
+    ALIASES,
+    DECODERS,
+    Entity,
+    entities_from_tags,
+    iob2_tags,
+    transition_scores,
+    viterbi,
+)
+
+TextInput = str | Sequence[str]
+PRECISIONS = ("fp32", "bf16")
+
+
+def window_limit(tokenizer, config) -> int:
+    """The longest window the encoder takes: the tokenizer's limit, capped by the positions."""
+    limit = tokenizer.model_max_length
+    if limit is None or limit > 100_000:  # tokenizers without a limit report a huge sentinel
+        limit = 512
+    positions = getattr(config, "max_position_embeddings", None) or limit
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # their position ids start after the padding index
+    return min(limit, positions)
+
+
+class Tagger:
+    """Tag texts with a trained model: ``Tagger.load(path).predict(["Obama visited Paris."])``.
+
+    ``decode="constrained"`` (default) returns the best *valid* tag sequence (Viterbi; with a
+    CRF head, under its learned transitions); ``decode="argmax"`` labels each word by its first
+    subword's best label, as the Hugging Face pipeline with ``aggregation_strategy="first"``
+    does, and reproduces its entities.
+
+    ``precision="bf16"`` runs the encoder under bfloat16 autocast, the numerics of nerlit's
+    default ``bf16-mixed`` training: ~1.6x faster on CPUs with native bf16 (AVX512-BF16, AMX) and
+    on GPUs, and on MiniLM/GMB 0.5% of sentences get some word labelled differently than in fp32.
+    The default ``fp32`` is exact and the same on every machine (and equal to the pipeline's).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        decode: str = "constrained",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        stride: int = 64,
+        device: str | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        decode = ALIASES.get(decode, decode)
+        if decode not in DECODERS:
+            raise OptionError(f"decode={decode!r} is not one of {DECODERS}")
+        if precision not in PRECISIONS:
+            raise OptionError(f"precision={precision!r} is not one of {PRECISIONS}")
+        self.precision = precision
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = loaded.model.to(self.device).eval()
+        self.tokenizer = loaded.tokenizer
+        self.labels = list(loaded.labels)
+        self.source = loaded.source
+        self.decode = decode
+        self.batch_size = batch_size
+        limit = window_limit(self.tokenizer, self.model.config)
+        self.max_length = min(max_length or limit, limit)
+        self.stride = stride
+        self.crf = loaded.crf
+        self.transitions = transition_scores(self.labels, loaded.crf)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        decode: str = "constrained",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        stride: int = 64,
+        device: str | None = None,
+        precision: str = "fp32",
+        tokenizer_dir: str | Path | None = None,
+    ) -> Tagger:
+        """From a nerlit ``.ckpt`` or a folder written by ``python -m nerlit.export``."""
+        loaded = load_model(path, tokenizer_dir)
+        return cls(loaded, decode, batch_size, max_length, stride, device, precision)
+
+    # -- the public API --
+
+    def predict(self, texts: TextInput | Sequence[TextInput]) -> list[list[Entity]]:
+        """Entities per text, in input order.
+
+        A text is a raw string (split into words by :mod:`nerlit.data.words`) or a list of
+        words (offsets then refer to the words joined by single spaces). A lone string is a batch
+        of one; a lone word list must be wrapped (``predict([["Obama", "spoke"]])``), since a
+        list of strings means a batch of raw texts.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        spans, strings = [], []
+        for text in texts:
+            if isinstance(text, str):
+                spans.append(split_words(text))
+                strings.append(text)
+            else:
+                joined, words = join_words(list(text))
+                spans.append(words)
+                strings.append(joined)
+        word_lists = [[w for w, _, _ in words] for words in spans]
+        tags, probs = self._tag_ids(word_lists)
+        return [
+            entities_from_tags([self.labels[y] for y in ids], p, words, text)
+            for ids, p, words, text in zip(tags, probs, spans, strings)
+        ]
+
+    def predict_tags(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        """One well-formed IOB2 tag per word of each pre-split sentence (CoNLL output, scoring)."""
+        word_lists = [list(s) for s in sentences]
+        tags, probs = self._tag_ids(word_lists)
+        out = []
+        for words, ids, p in zip(word_lists, tags, probs):
+            _, offsets = join_words(words)
+            entities = entities_from_tags([self.labels[y] for y in ids], p, offsets, "")
+            out.append(iob2_tags(entities, len(words)))
+        return out
+
+    # -- the machinery --
+
+    @torch.inference_mode()
+    def word_log_probs(self, word_lists: Sequence[Sequence[str]]) -> list[torch.Tensor]:
+        """Per sentence, a [words, labels] tensor of log-probabilities at each first subword."""
+        lengths = [len(words) for words in word_lists]
+        offsets = torch.tensor([0, *lengths]).cumsum(0)
+        flat = torch.full((int(offsets[-1]), len(self.labels)), float("nan"))
+        # a fresh encoder per call: its word cache must not grow for the life of a server
+        encoder = SubwordEncoder(self.tokenizer, self.max_length, self.stride)
+        sentences = [Sentence(tuple(w), ("O",) * len(w)) for w in word_lists]
+        windows = encoder.encode(sentences, {"O": 0})
+        windows = [w for w in windows if any(i >= 0 for i in w.word_index)]  # drop empty texts
+        windows.sort(key=len, reverse=True)
+        autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+        for b in range(0, len(windows), self.batch_size):
+            batch = collate_windows(windows[b : b + self.batch_size], self.pad_id)
+            with autocast:
+                logits = self.model(
+                    input_ids=batch["input_ids"].to(self.device),
+                    attention_mask=batch["attention_mask"].to(self.device),
+                ).logits
+            owned = batch["word_index"] >= 0
+            rows = (offsets[batch["sentence_index"]].unsqueeze(1) + batch["word_index"])[owned]
+            flat[rows] = torch.log_softmax(logits[owned.to(self.device)].float(), dim=-1).cpu()
+        if flat[:, 0].isnan().any():  # every word is owned by one window: none may be left
+            raise RuntimeError("some words got no prediction: a windowing bug, please report it")
+        return list(flat.split(lengths))
+
+    def _tag_ids(
+        self, word_lists: Sequence[Sequence[str]]
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Decoded label ids per word, and the probability of each chosen label."""
+        log_probs = self.word_log_probs(word_lists)
+        if self.decode == "argmax":
+            ids = [lp.argmax(-1) for lp in log_probs]
+        else:
+            ids = [torch.tensor(p, dtype=torch.long) for p in viterbi(log_probs, *self.transitions)]
+        probs = [
+            lp.gather(1, i.view(-1, 1)).squeeze(1).exp().tolist() if len(i) else []
+            for lp, i in zip(log_probs, ids)
+        ]
+        return [i.tolist() for i in ids], probs

@@ -1,0 +1,72 @@
+"""Export: a standard Hugging Face folder; the pipeline loads it offline and agrees with Tagger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, pipeline
+
+from nerlit import Tagger
+from nerlit.inference.loading import export_huggingface
+from nerlit.models.module import NerModule
+from tests.test_inference import tiny_checkpoint
+
+# words that are single pre-tokens of the BERT tokenizer, so the pipeline's words are ours
+TEXTS = [
+    "Angela Merkel visited Berlin with NATO on Monday .",
+    "John Smith left New York , said Reuters on Friday .",
+    "Maria criticized Obama",
+    "Paris",
+    "Obama left Iraq with the United Nations on Monday and Maria visited Paris on Friday .",
+]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def exported(ckpt: Path, tmp_path_factory) -> Path:
+    return export_huggingface(ckpt, tmp_path_factory.mktemp("export") / "model")
+
+
+def test_folder_is_standard(exported: Path, ckpt: Path):
+    config = json.loads((exported / "config.json").read_text())
+    labels = torch.load(ckpt, weights_only=False)["hyper_parameters"]["labels"]
+    assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
+    assert config["label2id"] == {label: i for i, label in enumerate(labels)}
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert (exported / "model.safetensors").is_file()
+    assert (exported / "tokenizer.json").is_file()
+
+
+def test_exported_weights_compute_what_the_checkpoint_computes(exported: Path, ckpt: Path):
+    module = NerModule.load_from_checkpoint(ckpt, weights_only=False, map_location="cpu").eval()
+    hf = AutoModelForTokenClassification.from_pretrained(exported).eval()
+    ids = torch.tensor([[101, 1188, 1110, 170, 2774, 119, 102, 0]])
+    mask = torch.tensor([[1] * 7 + [0]])
+    with torch.no_grad():
+        assert torch.allclose(module(ids, mask), hf(input_ids=ids, attention_mask=mask).logits)
+
+
+def test_pipeline_gives_the_same_entities_as_tagger(exported: Path, ckpt: Path):
+    """Both label a word by its first subword; argmax decoding groups words as the pipeline does.
+
+    batch_size=1 on both sides: no padding, so no rounding difference can flip a near-tie of
+    this barely trained model; batching itself is checked in test_inference.py.
+    """
+    hf = pipeline("token-classification", model=str(exported), aggregation_strategy="first")
+    found = hf(TEXTS, batch_size=1)
+    theirs = [[(e["start"], e["end"], e["entity_group"]) for e in row] for row in found]
+    their_scores = [[float(e["score"]) for e in row] for row in found]
+    assert any(theirs), "the comparison needs some entities"
+    for source in (ckpt, exported):
+        tagger = Tagger.load(source, decode="argmax", batch_size=1)
+        predicted = tagger.predict(TEXTS)
+        assert [[(e.start, e.end, e.label) for e in row] for row in predicted] == theirs
+        scores = [[e.score for e in row] for row in predicted]
+        assert scores == [pytest.approx(row, abs=1e-5) for row in their_scores]

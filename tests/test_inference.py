@@ -1,0 +1,193 @@
+"""Tagger on a tiny trained checkpoint: offsets, order, windows, odd input, loading alone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from nerlit import Tagger
+from nerlit.data.encoding import IGNORE_INDEX, SubwordEncoder, collate_windows
+from nerlit.data.types import Sentence
+from nerlit.inference.loading import TOKENIZER_KEY, ModelLoadError, export_huggingface
+from nerlit.inference.spans import allowed_transitions, transition_scores
+from nerlit.models.module import NerModule
+from nerlit.train import train
+from tests.conftest import compose_train, make_sentences, write_gmb_csv
+
+_CACHE: dict[str, Path] = {}
+
+
+def tiny_checkpoint(factory: pytest.TempPathFactory, head: str = "linear") -> Path:
+    """One seeded 4-step tiny-BERT training per head per test session; its checkpoint path."""
+    if head not in _CACHE:
+        directory = factory.mktemp(f"tiny-{head}")
+        csv = write_gmb_csv(directory / "gmb.csv", make_sentences(60))
+        overrides = [
+            "model=tiny",
+            "debug=fast",
+            f"data.train_file={csv}",
+            "data.batch_size=8",
+            "data.eval_batch_size=16",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            "test=false",
+            f"model.head={head}",
+        ]
+        summary = train(compose_train(overrides, directory / "run"))
+        _CACHE[head] = Path(summary["best_checkpoint"])
+    return _CACHE[head]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tagger(ckpt: Path) -> Tagger:
+    return Tagger.load(ckpt, batch_size=4)
+
+
+TEXTS = [
+    "Angela Merkel visited Berlin with NATO on Monday.",
+    "",
+    "Iraq's U.S.-led forces met Obama in São Paulo 😀 on Friday , said Reuters .",
+    "   ",
+    "John Smith criticized Paris .",
+    "Maria left New York with the United Nations on Monday , and Obama left Iraq .",
+]
+
+
+def _check_entities(text: str, entities) -> None:
+    words_end = 0
+    for e in entities:
+        assert text[e.start : e.end] == e.text and e.text.strip() == e.text and e.text
+        assert e.start >= words_end, "entities must not overlap and come in order"
+        assert 0.0 <= e.score <= 1.0 and e.word_end > e.word_start
+        words_end = e.end
+
+
+def test_predict_returns_offsets_into_each_original_text_in_input_order(tagger: Tagger):
+    results = tagger.predict(TEXTS)
+    assert len(results) == len(TEXTS)
+    assert results[1] == [] and results[3] == []
+    for text, entities in zip(TEXTS, results):
+        _check_entities(text, entities)
+    # the same text alone gives the same entities: results are not mixed up by length sorting
+    for i in (0, 2, 5):
+        assert tagger.predict([TEXTS[i]])[0] == results[i]
+    assert tagger.predict(TEXTS[2]) == [results[2]]
+
+
+def test_batched_and_unbatched_scores_agree(ckpt: Path):
+    words = [t.split() for t in TEXTS]
+    one = Tagger.load(ckpt, batch_size=1).word_log_probs(words)
+    many = Tagger.load(ckpt, batch_size=64).word_log_probs(words)
+    assert [len(x) for x in one] == [len(w) for w in words]
+    for a, b in zip(one, many):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_pre_split_words_give_offsets_into_the_space_joined_text(tagger: Tagger):
+    words = ["Angela", "Merkel", "visited", "Berlin", "."]
+    (entities,) = tagger.predict([words])
+    joined = " ".join(words)
+    _check_entities(joined, entities)
+    assert entities == tagger.predict([joined])[0]
+
+
+def test_long_text_is_windowed_not_truncated(ckpt: Path):
+    small = Tagger.load(ckpt, max_length=16, stride=4, decode="argmax")
+    words = [w for s, _ in make_sentences(40, seed=3) for w in s]  # ~400 words, 16-token windows
+    log_probs = small.word_log_probs([words])[0]
+    assert log_probs.shape == (len(words), len(small.labels))
+    assert torch.isfinite(log_probs).all()
+    tags = small.predict_tags([words])[0]
+    assert len(tags) == len(words)
+    assert small.predict([words])[0][-1].word_end <= len(words)
+
+
+def test_very_long_line_and_unicode(tagger: Tagger):
+    text = " ".join(["Obama", "visited", "Zürich", "🇺🇸", "👩‍🔬", "東京", "naïve", "…"] * 300)
+    (entities,) = tagger.predict([text])
+    _check_entities(text, entities)
+    assert tagger.predict_tags([text.split()])[0].__len__() == len(text.split())
+
+
+def test_viterbi_output_is_always_valid_iob2(tagger: Tagger):
+    tags = tagger.predict_tags([t.split() for t in TEXTS if t.strip()])
+    for row in tags:
+        for prev, tag in zip(["O", *row], row):
+            if tag.startswith("I-"):
+                assert prev[2:] == tag[2:], row
+
+
+def test_decoders_can_differ_but_both_give_whole_word_spans(ckpt: Path):
+    argmax = Tagger.load(ckpt, decode="argmax")
+    transitions, first, _ = allowed_transitions(argmax.labels)
+    assert not first[argmax.labels.index("I-per")]
+    for text, entities in zip(TEXTS, argmax.predict(TEXTS)):
+        _check_entities(text, entities)
+    with pytest.raises(ValueError, match="decode"):
+        Tagger.load(ckpt, decode="beam")
+
+
+def test_checkpoint_is_self_contained(ckpt: Path, tmp_path: Path):
+    """The run's tokenizer folder may be gone: the checkpoint carries the tokenizer files."""
+    checkpoint = torch.load(ckpt, weights_only=False)
+    assert "tokenizer.json" in checkpoint[TOKENIZER_KEY]
+    checkpoint["hyper_parameters"]["tokenizer_dir"] = str(tmp_path / "gone")
+    moved = tmp_path / "moved.ckpt"
+    torch.save(checkpoint, moved)
+    assert Tagger.load(moved).predict(TEXTS) == Tagger.load(ckpt).predict(TEXTS)
+
+    del checkpoint[TOKENIZER_KEY]
+    torch.save(checkpoint, moved)
+    with pytest.raises(ModelLoadError, match="tokenizer_dir="):
+        Tagger.load(moved)
+    run_tokenizer = ckpt.parent.parent / "tokenizer"
+    shutil.copytree(run_tokenizer, tmp_path / "tok")
+    assert Tagger.load(moved, tokenizer_dir=tmp_path / "tok").predict(TEXTS)[0] is not None
+
+
+def test_load_errors_name_the_path_and_the_fix(tmp_path: Path):
+    with pytest.raises(ModelLoadError, match="no such checkpoint.*nerlit.export"):
+        Tagger.load(tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    with pytest.raises(ModelLoadError, match="junk.ckpt"):
+        Tagger.load(tmp_path / "junk.ckpt")
+    with pytest.raises(ModelLoadError, match="config.json"):
+        Tagger.load(tmp_path)
+
+
+def test_crf_checkpoint_decodes_with_its_learned_transitions(tmp_path_factory, tmp_path: Path):
+    """Tagger on a CRF-head model gives what the model's own CRF decoding gives."""
+    checkpoint = torch.load(tiny_checkpoint(tmp_path_factory, head="crf"), weights_only=False)
+    # 4 training steps leave the transitions near zero; strong ones make the CRF matter
+    generator = torch.Generator().manual_seed(0)
+    for key in ("crf.transitions", "crf.start"):
+        state = checkpoint["state_dict"][key]
+        state += 5 * torch.randn(state.shape, generator=generator)
+    crf_ckpt = tmp_path / "crf.ckpt"
+    torch.save(checkpoint, crf_ckpt)
+    module = NerModule.load_from_checkpoint(crf_ckpt, weights_only=False, map_location="cpu")
+    module.eval()
+    tagger = Tagger.load(crf_ckpt)
+    assert tagger.crf is not None
+    words = [t.split() for t in TEXTS if t.strip()]
+    sentences = [Sentence(tuple(w), ("O",) * len(w)) for w in words]
+    windows = SubwordEncoder(tagger.tokenizer, 512).encode(sentences, {"O": 0})
+    batch = collate_windows(windows, tagger.pad_id)
+    with torch.no_grad():
+        logits = module(batch["input_ids"], batch["attention_mask"])
+        ids = module._word_values(logits, batch["labels"])
+    first = batch["labels"] != IGNORE_INDEX
+    expected = [[module.labels[y] for y in ids[r][first[r]].tolist()] for r in range(len(words))]
+    assert tagger.predict_tags(words) == expected
+    tagger.crf, tagger.transitions = None, transition_scores(tagger.labels)
+    assert tagger.predict_tags(words) != expected, "the transitions must change something"
+    exported = export_huggingface(crf_ckpt, tmp_path / "crf-export")
+    assert Tagger.load(exported).predict_tags(words) == expected

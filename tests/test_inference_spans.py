@@ -1,0 +1,89 @@
+"""Decoding: Viterbi finds the best valid sequence; tags group into entities like the pipeline."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from nerlit.inference.spans import (
+    allowed_transitions,
+    entities_from_tags,
+    iob2_tags,
+    viterbi,
+)
+
+IOB2 = ["O", "B-per", "I-per", "B-geo", "I-geo"]
+BIOES = ["O", "B-per", "I-per", "E-per", "S-per"]
+
+
+def _valid(path, transitions, first, last) -> bool:
+    return (
+        bool(first[path[0]])
+        and bool(last[path[-1]])
+        and all(transitions[a, b] for a, b in zip(path, path[1:]))
+    )
+
+
+@pytest.mark.parametrize("labels", [IOB2, BIOES])
+def test_viterbi_equals_exhaustive_search_over_valid_sequences(labels):
+    generator = torch.Generator().manual_seed(0)
+    transitions, first, last = allowed_transitions(labels)
+    sentences = [
+        torch.randn(n, len(labels), generator=generator).log_softmax(-1) for n in (1, 4, 2, 5, 3)
+    ]
+    decoded = viterbi(sentences, transitions, first, last, chunk=2)
+    for scores, path in zip(sentences, decoded):
+        candidates = [
+            p
+            for p in itertools.product(range(len(labels)), repeat=len(scores))
+            if _valid(p, transitions, first, last)
+        ]
+        best = max(candidates, key=lambda p: sum(scores[i, y].item() for i, y in enumerate(p)))
+        assert tuple(path) == best
+
+
+def test_viterbi_repairs_what_argmax_gets_wrong():
+    transitions, first, last = allowed_transitions(IOB2)
+    # argmax: O I-per I-per (invalid start); the best valid reading starts the entity with B-per
+    scores = torch.tensor(
+        [[0.9, 0.02, 0.04, 0.02, 0.02], [0.1, 0.3, 0.5, 0.05, 0.05], [0.1, 0.05, 0.8, 0.0, 0.05]]
+    ).log()
+    assert scores.argmax(-1).tolist() == [0, 2, 2]
+    assert viterbi([scores], transitions, first, last) == [[0, 1, 2]]
+
+
+def _spans(tags):
+    words = [(f"w{i}", 3 * i, 3 * i + 2) for i in range(len(tags))]
+    text = " ".join(w for w, _, _ in words)
+    return [
+        (e.label, e.word_start, e.word_end)
+        for e in entities_from_tags(tags, [1.0] * len(tags), words, text)
+    ]
+
+
+def test_grouping_follows_the_pipeline():
+    assert _spans(["B-per", "I-per", "O", "B-geo"]) == [("per", 0, 2), ("geo", 3, 4)]
+    assert _spans(["O", "I-per", "I-per"]) == [("per", 1, 3)]  # a stray I- starts an entity
+    assert _spans(["B-per", "B-per"]) == [("per", 0, 1), ("per", 1, 2)]
+    assert _spans(["B-per", "I-geo"]) == [("per", 0, 1), ("geo", 1, 2)]
+    assert _spans(["per", "per", "O"]) == [("per", 0, 2)]  # bare labels continue, as in HF
+    assert _spans(["S-per", "B-per", "I-per", "E-per", "S-geo"]) == [
+        ("per", 0, 1),
+        ("per", 1, 4),
+        ("geo", 4, 5),
+    ]
+
+
+def test_entity_text_offsets_and_score():
+    text = "Angela Merkel  visited Berlin"
+    words = [("Angela", 0, 6), ("Merkel", 7, 13), ("visited", 15, 22), ("Berlin", 23, 29)]
+    entities = entities_from_tags(
+        ["B-per", "I-per", "O", "B-geo"], [0.5, 1.0, 0.9, 0.8], words, text
+    )
+    assert [(e.text, e.start, e.end, e.score) for e in entities] == [
+        ("Angela Merkel", 0, 13, 0.75),
+        ("Berlin", 23, 29, 0.8),
+    ]
+    assert iob2_tags(entities, 4) == ["B-per", "I-per", "O", "B-geo"]

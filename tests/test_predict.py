@@ -1,0 +1,141 @@
+"""python -m nerlit.predict: JSONL, CoNLL and HTML out; stdin/stdout; odd lines; clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nerlit import Tagger
+from nerlit.config import REPO_ROOT
+from nerlit.errors import DataError
+from nerlit.inference.files import predict_file
+from nerlit.inference.html import render_html, type_colour
+from nerlit.inference.spans import Entity
+from tests.test_inference import tiny_checkpoint
+
+LINES = [
+    "Angela Merkel visited Berlin with NATO on Monday.",
+    "",
+    "Iraq's U.S.-led forces met Obama in São Paulo 😀 on Friday.",
+    "   ",
+    " ".join(["Obama visited Zürich and 東京 with Reuters."] * 200),
+    "naïve café\u2028still one line",
+]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tagger(ckpt: Path) -> Tagger:
+    return Tagger.load(ckpt)
+
+
+def _write_lines(path: Path) -> Path:
+    path.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_one_record_per_line_with_offsets(tagger: Tagger, tmp_path: Path):
+    source = _write_lines(tmp_path / "in.txt")
+    summary = predict_file(tagger, source, tmp_path / "out.jsonl", chunk_size=2, progress=True)
+    records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert [r["text"] for r in records] == LINES
+    assert summary.texts == len(LINES)
+    assert records[1]["entities"] == [] and records[3]["entities"] == []
+    for record in records:
+        for entity in record["entities"]:
+            assert set(entity) == {"text", "label", "start", "end", "score"}
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+    expected = tagger.predict(LINES)
+    assert [len(r["entities"]) for r in records] == [len(e) for e in expected]
+
+
+def test_conll_appends_a_tag_column_and_keeps_the_layout(tagger: Tagger, tmp_path: Path):
+    source = tmp_path / "in.conll"
+    source.write_text(
+        "-DOCSTART- -X- O O\n\nJohn NNP B-per\nSmith NNP I-per\nleft VBD O\n\n"
+        "Paris\tNNP\tB-geo\n.\t.\tO\n"
+    )
+    predict_file(tagger, source, tmp_path / "out.conll", format="conll")
+    lines = (tmp_path / "out.conll").read_text().splitlines()
+    assert lines[:2] == ["-DOCSTART- -X- O O", ""]
+    assert [line.rsplit(maxsplit=1)[0] for line in lines[2:5]] == [
+        "John NNP B-per",
+        "Smith NNP I-per",
+        "left VBD O",
+    ]
+    assert lines[5] == "" and lines[6].startswith("Paris\tNNP\tB-geo\t")
+    predicted = [line.split()[-1] for line in lines if line and not line.startswith("-DOC")]
+    assert (
+        predicted
+        == tagger.predict_tags([["John", "Smith", "left"], ["Paris", "."]])[0]
+        + (tagger.predict_tags([["Paris", "."]])[0])
+    )
+
+
+def test_html_page_is_self_contained_with_a_legend(tagger: Tagger, tmp_path: Path):
+    source = _write_lines(tmp_path / "in.txt")
+    predict_file(tagger, source, tmp_path / "out.html", format="html")
+    page = (tmp_path / "out.html").read_text("utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script" not in page and "http" not in page
+    assert 'class="legend"' in page and page.count('<div class="doc">') == len(LINES)
+
+
+def test_html_escapes_and_highlights():
+    text = "<b>Obama</b> & Paris"
+    entities = [Entity("Obama", "per", 3, 8, 0.9, 1, 2), Entity("Paris", "geo", 15, 20, 0.8, 5, 6)]
+    page = render_html([(text, entities)])
+    assert "&lt;b&gt;" in page and "<b>" not in page.split("<body>")[1]
+    assert page.count('<mark class="ent"') == 2 + 2  # two in the text, two in the legend
+    assert type_colour("per") != type_colour("geo")
+    assert type_colour("weird-type") == type_colour("weird-type")
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nerlit.predict", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+    )
+
+
+def test_cli_stdin_to_stdout_keeps_stdout_clean(ckpt: Path, tmp_path: Path):
+    result = _cli(
+        f"ckpt_path={ckpt}",
+        "input=-",
+        "output=-",
+        f"hydra.run.dir={tmp_path}",
+        stdin="\n".join(LINES[:3]),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in records] == LINES[:3]
+
+
+def test_cli_missing_checkpoint_is_one_clear_line(tmp_path: Path):
+    result = _cli(
+        f"ckpt_path={tmp_path}/nope.ckpt", "input=-", "output=-", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "nope.ckpt: no such checkpoint file or model folder" in result.stderr
+
+
+def test_input_in_the_wrong_encoding_names_the_file_and_the_fix(tagger: Tagger, tmp_path: Path):
+    source = tmp_path / "latin.txt"
+    source.write_bytes("Obama visited Zürich\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.txt, near line 1: not utf-8.*encoding=latin-1"):
+        predict_file(tagger, source, tmp_path / "out.jsonl")
+    predict_file(tagger, source, tmp_path / "out.jsonl", encoding="latin-1")
+    assert json.loads((tmp_path / "out.jsonl").read_text())["text"] == "Obama visited Zürich"
