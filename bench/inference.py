@@ -153,6 +153,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps without --model")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--show", type=int, default=20, help="disagreements to print")
+    parser.add_argument(
+        "--pretokenized",
+        action="store_true",
+        help="give both systems GMB's own words (the pipeline with is_split_into_words=True), so "
+        "that only the models' decisions can differ, not how raw text is cut into words",
+    )
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -171,9 +177,14 @@ def main() -> None:
     tagger_other = Tagger.load(
         model_dir, args.decode, args.batch_size, device="cpu", precision=other
     )
-    hf = pipeline(
+    hf_pipeline = pipeline(
         "token-classification", model=str(model_dir), aggregation_strategy="first", device="cpu"
     )
+    inputs = [list(s.words) for s in sentences] if args.pretokenized else texts
+
+    def hf(batch, batch_size):
+        return hf_pipeline(batch, batch_size=batch_size, is_split_into_words=args.pretokenized)
+
     words = sum(len(split_words(t)) for t in texts)
     print(
         f"model {model_dir}; {n} GMB test sentences, {words} words; torch threads "
@@ -182,22 +193,22 @@ def main() -> None:
     )
     # warm-up: first calls allocate and pick kernels
     for run in (tagger.predict, tagger_other.predict, lambda t: hf(t, batch_size=32)):
-        run(texts[:64])
+        run(inputs[:64])
     bare_forward_seconds(tagger, texts[:64])
 
     start = time.perf_counter()
-    theirs = hf(texts, batch_size=32)
+    theirs = hf(inputs, batch_size=32)
     pipeline_s = time.perf_counter() - start
     start = time.perf_counter()
-    ours = tagger.predict(texts)
+    ours = tagger.predict(inputs)
     tagger_s = time.perf_counter() - start
     start = time.perf_counter()
-    ours_other = tagger_other.predict(texts)
+    ours_other = tagger_other.predict(inputs)
     other_s = time.perf_counter() - start
     bare_s = bare_forward_seconds(tagger, texts)
 
     tagger.decode = tagger_other.decode = "argmax"
-    ours_argmax, other_argmax = tagger.predict(texts), tagger_other.predict(texts)
+    ours_argmax, other_argmax = tagger.predict(inputs), tagger_other.predict(inputs)
     tagger.decode = tagger_other.decode = args.decode
 
     ours_sets = [entity_set(e.to_dict() for e in found) for found in ours]
@@ -208,7 +219,7 @@ def main() -> None:
     their_sets = [entity_set(pipeline_entities(r)) for r in theirs]
     disagree = [i for i in range(n) if ours_sets[i] != their_sets[i]]
     agreement = 1 - len(disagree) / n
-    shared = [i for i in range(n) if same_words(tagger, texts[i])]
+    shared = [i for i in range(n) if args.pretokenized or same_words(tagger, texts[i])]
 
     def agree(sets: list[frozenset], rows: list[int]) -> float:
         return sum(sets[i] == their_sets[i] for i in rows) / max(len(rows), 1)

@@ -65,7 +65,7 @@ def test_pipeline_gives_the_same_entities_as_tagger(exported: Path, ckpt: Path):
     their_scores = [[float(e["score"]) for e in row] for row in found]
     assert any(theirs), "the comparison needs some entities"
     for source in (ckpt, exported):
-        tagger = Tagger.load(source, decode="argmax", batch_size=1)
+        tagger = Tagger.load(source, decode="argmax", batch_size=1, precision="fp32")
         predicted = tagger.predict(TEXTS)
         assert [[(e.start, e.end, e.label) for e in row] for row in predicted] == theirs
         scores = [[e.score for e in row] for row in predicted]

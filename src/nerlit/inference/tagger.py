@@ -29,7 +29,16 @@ from nerlit.inference.spans import (
 )
 
 TextInput = str | Sequence[str]
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CPU: AVX512-BF16/AMX via oneDNN; most GPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
 
 
 def window_limit(tokenizer, config) -> int:
@@ -54,7 +63,8 @@ class Tagger:
     ``precision="bf16"`` runs the encoder under bfloat16 autocast, the numerics of nerlit's
     default ``bf16-mixed`` training: ~1.6x faster on CPUs with native bf16 (AVX512-BF16, AMX) and
     on GPUs, and on MiniLM/GMB 0.5% of sentences get some word labelled differently than in fp32.
-    The default ``fp32`` is exact and the same on every machine (and equal to the pipeline's).
+    ``fp32`` is exact and the same on every machine (and equal to the pipeline's). The default
+    ``auto`` is bf16 where the device computes bf16 natively, else fp32.
     """
 
     def __init__(
@@ -65,15 +75,17 @@ class Tagger:
         max_length: int | None = None,
         stride: int = 64,
         device: str | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> None:
         decode = ALIASES.get(decode, decode)
         if decode not in DECODERS:
             raise OptionError(f"decode={decode!r} is not one of {DECODERS}")
         if precision not in PRECISIONS:
             raise OptionError(f"precision={precision!r} is not one of {PRECISIONS}")
-        self.precision = precision
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.precision = precision
+        if precision == "auto":
+            self.precision = "bf16" if native_bf16(self.device) else "fp32"
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
         self.labels = list(loaded.labels)
@@ -96,7 +108,7 @@ class Tagger:
         max_length: int | None = None,
         stride: int = 64,
         device: str | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         tokenizer_dir: str | Path | None = None,
     ) -> Tagger:
         """From a nerlit ``.ckpt`` or a folder written by ``python -m nerlit.export``."""
