@@ -1,0 +1,61 @@
+"""``python -m nerlit.predict ckpt_path=... input=FILE output=FILE``: tag a file with a model."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from nerlit.cli import exit_on_user_error
+from nerlit.config import CONFIG_DIR
+from nerlit.inference.files import PredictSummary, predict_file
+from nerlit.inference.loading import quiet_transformers
+from nerlit.inference.tagger import Tagger
+
+log = logging.getLogger(__name__)
+
+
+def predict(cfg: DictConfig) -> PredictSummary:
+    """Load the model the config names and tag ``cfg.input`` into ``cfg.output``."""
+    quiet_transformers()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    tagger = Tagger.load(
+        cfg.ckpt_path,
+        decode=cfg.decode,
+        batch_size=cfg.batch_size,
+        max_length=cfg.max_length,
+        stride=cfg.stride,
+        device=cfg.device,
+        precision=cfg.precision,
+        tokenizer_dir=cfg.tokenizer_dir,
+    )
+    summary = predict_file(
+        tagger,
+        cfg.input,
+        cfg.output,
+        format=cfg.format,
+        chunk_size=cfg.chunk_size,
+        progress=cfg.progress,
+        encoding=cfg.encoding,
+    )
+    log.info(
+        "tagged %d texts, %d entities (%s) -> %s",
+        summary.texts,
+        summary.entities,
+        cfg.format,
+        cfg.output,
+    )
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict.yaml")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()
