@@ -64,4 +64,5 @@ def test_stats_cli_bad_file_is_one_clear_line(tmp_path: Path):
     )
     assert result.returncode == 1
     assert f"nerlit: {bad}, line 2: 1 columns" in result.stderr
+    assert result.stderr.count(str(bad)) == 1, "one error, said once"
     assert "Traceback" not in result.stderr

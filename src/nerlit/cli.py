@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from nerlit.errors import NerlitError
 
 T = TypeVar("T")
-log = logging.getLogger("nerlit")
 
 #: Errors in the user's input or setup, whose messages already name the file, line and fix.
 USER_ERRORS = (NerlitError, FileNotFoundError)
@@ -24,7 +22,6 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
         try:
             return task(*args, **kwargs)
         except USER_ERRORS as error:
-            log.error("%s", error)
             raise SystemExit(f"nerlit: {error}") from None
 
     return wrapper
