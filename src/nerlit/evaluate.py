@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -57,20 +56,9 @@ def write_predictions(sentences: list[Sentence], pred: list[list[str]], path: Pa
 def evaluate(cfg: DictConfig) -> dict:
     """Tag the split, score it, write the report files; returns the scores."""
     quiet_transformers()
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tagger = Tagger.load(
-        cfg.ckpt_path,
-        decode=cfg.decode,
-        batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        stride=cfg.stride,
-        device=cfg.device,
-        precision=cfg.precision,
-        tokenizer_dir=cfg.tokenizer_dir,
-    )
+    tagger = Tagger.from_config(cfg)
     name, sentences = read_split(cfg.data, cfg.split)
     known = {label[2:] for label in tagger.labels if label != "O"}
     unseen = sorted({t[2:] for s in sentences for t in s.tags if t != "O"} - known)

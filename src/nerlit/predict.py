@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
 from nerlit.cli import exit_on_user_error
@@ -20,18 +19,7 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig) -> PredictSummary:
     """Load the model the config names and tag ``cfg.input`` into ``cfg.output``."""
     quiet_transformers()
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    tagger = Tagger.load(
-        cfg.ckpt_path,
-        decode=cfg.decode,
-        batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        stride=cfg.stride,
-        device=cfg.device,
-        precision=cfg.precision,
-        tokenizer_dir=cfg.tokenizer_dir,
-    )
+    tagger = Tagger.from_config(cfg)
     summary = predict_file(
         tagger,
         cfg.input,

@@ -115,6 +115,22 @@ class Tagger:
         loaded = load_model(path, tokenizer_dir)
         return cls(loaded, decode, batch_size, max_length, stride, device, precision)
 
+    @classmethod
+    def from_config(cls, cfg) -> Tagger:
+        """The Tagger a predict/evaluate config names (``conf/predict.yaml`` keys)."""
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg.threads))
+        return cls.load(
+            cfg.ckpt_path,
+            decode=cfg.decode,
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            stride=cfg.stride,
+            device=cfg.device,
+            precision=cfg.precision,
+            tokenizer_dir=cfg.tokenizer_dir,
+        )
+
     # -- the public API --
 
     def predict(self, texts: TextInput | Sequence[TextInput]) -> list[list[Entity]]:
