@@ -1,8 +1,9 @@
 """From per-token scores back to one valid label per word.
 
-Viterbi is written here rather than taken from a library: the maintained CRF packages
-(pytorch-crf, torchcrf) are unmaintained or lack constrained transitions, and the algorithm is
-a dozen vectorized lines. Batches are decoded together; only the time loop is in Python.
+Viterbi is written here rather than taken from a library: the PyTorch CRF packages
+(pytorch-crf, TorchCRF) are unmaintained and have no way to forbid transitions, and the
+algorithm is a dozen vectorized lines. Batches are decoded together; only the time loop is in
+Python.
 """
 
 from __future__ import annotations
