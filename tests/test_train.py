@@ -94,3 +94,17 @@ def test_seeded_cpu_runs_repeat(gmb_file: Path, tmp_path: Path):
     _, third = _fit(gmb_file, tmp_path / "three", ["seed=7"])
     three = json.loads((tmp_path / "three" / "metrics.json").read_text())
     assert three != one, "a different seed should change something"
+
+
+def test_progress_bar_is_tqdm_when_output_is_not_a_terminal(
+    gmb_file: Path, tmp_path: Path, monkeypatch
+):
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    cfg = compose_train([*tiny_overrides(gmb_file), "trainer.enable_progress_bar=true"], tmp_path)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    _, _, trainer = build(cfg)
+    assert isinstance(trainer.progress_bar_callback, TQDMProgressBar)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    _, _, trainer = build(cfg)
+    assert isinstance(trainer.progress_bar_callback, RichProgressBar)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -66,6 +67,12 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
     if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress-bar callback when bars are off; the switch wins
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    elif not sys.stdout.isatty():
+        # a rich live display prints nothing into a file (nohup, SLURM logs); tqdm's lines do
+        callbacks = [
+            TQDMProgressBar(refresh_rate=50) if isinstance(c, RichProgressBar) else c
+            for c in callbacks
+        ]
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=_instantiate_group(cfg.get("logger")) or False
     )
