@@ -19,6 +19,7 @@ from nerlit.data.encoding import (
     SubwordEncoder,
     Window,
     collate_windows,
+    window_limit,
 )
 from nerlit.data.schemes import iob2_to_bioes
 from nerlit.data.types import Corpus, Sentence
@@ -130,9 +131,7 @@ class NerDataModule(L.LightningDataModule):
 
     def window_limit(self) -> int:
         """The encoder's window: the configured max_length, else the tokenizer's own limit."""
-        limit = self.tokenizer.model_max_length
-        if limit is None or limit > 100_000:  # tokenizers without a limit report a huge sentinel
-            limit = 512
+        limit = window_limit(self.tokenizer)
         return min(self.max_length or limit, limit)
 
     def make_encoder(self) -> SubwordEncoder:

@@ -21,6 +21,17 @@ from nerlit.data.types import Sentence
 IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
 
 
+def window_limit(tokenizer, config=None) -> int:
+    """The longest window the encoder takes: the tokenizer's limit, capped by the positions."""
+    limit = tokenizer.model_max_length
+    if limit is None or limit > 100_000:  # tokenizers without a limit report a huge sentinel
+        limit = 512
+    positions = getattr(config, "max_position_embeddings", None) or limit
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # their position ids start after the padding index
+    return min(limit, positions)
+
+
 @dataclass(frozen=True)
 class Window:
     """One encoder input: a run of words from one sentence, with per-token bookkeeping.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nerlit.data.encoding import SubwordEncoder, collate_windows
+from nerlit.data.encoding import SubwordEncoder, collate_windows, window_limit
 from nerlit.data.types import Sentence
 from nerlit.data.words import join_words, split_words
 from nerlit.inference.loading import LoadedModel, OptionError, load_model
@@ -39,17 +39,6 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
-
-
-def window_limit(tokenizer, config) -> int:
-    """The longest window the encoder takes: the tokenizer's limit, capped by the positions."""
-    limit = tokenizer.model_max_length
-    if limit is None or limit > 100_000:  # tokenizers without a limit report a huge sentinel
-        limit = 512
-    positions = getattr(config, "max_position_embeddings", None) or limit
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        positions -= 2  # their position ids start after the padding index
-    return min(limit, positions)
 
 
 class Tagger:
