@@ -1,7 +1,8 @@
 """``python -m nerlit.evaluate ckpt_path=... data=...``: score a model on a split, as training does.
 
 The split comes from the same ``data`` configs as training (same files, same seeded split), and the
-words are tagged by :class:`nerlit.Tagger`, so the scores are those of what users will run.
+words are tagged by :class:`nerlit.Tagger`, so the scores are those of what users will run. The
+sentences' documents go along, so a model trained with document context sees it here too.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "types %s are not among the model's labels: all their entities count as missed", unseen
         )
     gold = [list(s.tags) for s in sentences]
-    pred = tagger.predict_tags([s.words for s in sentences])
+    pred = tagger.predict_tags([s.words for s in sentences], [s.document for s in sentences])
     reference = list(cfg.data.get("reference_types") or [])
     scores = entity_scores(gold, pred, cfg.eval_mode, reference)
     scores["checkpoint"] = str(cfg.ckpt_path)

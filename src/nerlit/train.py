@@ -60,6 +60,7 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
         reference_types=list(cfg.data.get("reference_types") or []),
         tokenizer_dir=str(out / "tokenizer"),
         encoder=encoder,
+        context=cfg.data.get("context", 0),
     )
     if "wandb" in (cfg.get("logger") or {}):
         configure_wandb_mode()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nerlit.data.readers import read_sentences
@@ -81,7 +81,7 @@ def load_corpus(
                 continue
             tags, fixed = to_iob2(sentence.tags, report.scheme)
             repaired += fixed
-            kept.append(Sentence(sentence.words, tuple(tags), sentence.id))
+            kept.append(replace(sentence, tags=tuple(tags)))
         report.empty_skipped[split] = len(sentences) - len(kept)
         report.repaired_tags[split] = repaired
         if repaired:

@@ -6,7 +6,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def apply_unknown_labels(corpus: Corpus, labels: list[str], policy: str) -> dict
                     f"data.unknown_labels=o to tag such words O (they are counted)."
                 )
             tags = tuple(t if t in known else "O" for t in sentence.tags)
-            sentences[i] = Sentence(sentence.words, tags, sentence.id)
+            sentences[i] = replace(sentence, tags=tags)
             count += len(unknown)
         mapped[split] = count
         if count:
@@ -65,7 +65,8 @@ class NerDataModule(L.LightningDataModule):
     """Owns the splits, the label vocabulary (from train) and the batching policy.
 
     Reading options are flat (``data.train_file``, ``data.format`` ...) so any corpus is a config
-    change; ``gmb`` and ``conll2003`` are presets of them.
+    change; ``gmb`` and ``conll2003`` are presets of them. ``context``: subwords of document
+    context on each side of a sentence (FLERT; see :mod:`nerlit.data.encoding`), 0 for none.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class NerDataModule(L.LightningDataModule):
         max_length: int | None = None,
         stride: int = 64,
         label_all_subwords: bool = False,
+        context: int = 0,
         num_workers: int = 0,
         seed: int = 42,
         reference_types: list[str] | None = None,
@@ -118,6 +120,7 @@ class NerDataModule(L.LightningDataModule):
         self.max_length = max_length
         self.stride = stride
         self.label_all_subwords = label_all_subwords
+        self.context = context
         self.num_workers = num_workers
         self.seed = seed
         self.reference_types = list(reference_types or [])
@@ -127,6 +130,7 @@ class NerDataModule(L.LightningDataModule):
         self.labels: list[str] = []
         self.windows: dict[str, list[Window]] = {}
         self.windowed: dict[str, int] = {}
+        self.with_context: dict[str, int] = {}
         self.mapped_unknown: dict[str, int] = {}
 
     def window_limit(self) -> int:
@@ -136,7 +140,11 @@ class NerDataModule(L.LightningDataModule):
 
     def make_encoder(self) -> SubwordEncoder:
         return SubwordEncoder(
-            self.tokenizer, self.window_limit(), self.stride, self.label_all_subwords
+            self.tokenizer,
+            self.window_limit(),
+            self.stride,
+            self.label_all_subwords,
+            context=self.context,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -151,9 +159,7 @@ class NerDataModule(L.LightningDataModule):
         encoder = self.make_encoder()
         for split, sentences in corpus.splits().items():
             if self.train_scheme == "bioes":
-                sentences = [
-                    Sentence(s.words, tuple(iob2_to_bioes(s.tags)), s.id) for s in sentences
-                ]
+                sentences = [replace(s, tags=tuple(iob2_to_bioes(s.tags))) for s in sentences]
             self.windows[split] = encoder.encode(sentences, label2id)
             per_sentence = Counter(w.sentence_index for w in self.windows[split])
             self.windowed[split] = sum(1 for n in per_sentence.values() if n > 1)
@@ -167,9 +173,31 @@ class NerDataModule(L.LightningDataModule):
                 self.windowed[split],
                 encoder.budget + 2,
             )
+            self.log_context(split, sentences)
         self.corpus = corpus
         if self.output_dir:
             self.save_split(Path(self.output_dir))
+
+    def log_context(self, split: str, sentences: Sequence[Sentence]) -> None:
+        """How many sentences of a split got document context: zero is worth a warning."""
+        if not self.context:
+            return
+        self.with_context[split] = sum(1 for w in self.windows[split] if any(w.context_tokens))
+        if not any(s.document for s in sentences):
+            log.warning(
+                "%s: data.context=%d but no sentence belongs to a document (CoNLL files mark "
+                "documents with -DOCSTART- lines, JSONL records with a 'document' key): "
+                "no context",
+                split,
+                self.context,
+            )
+        log.info(
+            "%s: %d of %d sentences got document context (up to %d subwords each side)",
+            split,
+            self.with_context[split],
+            len(sentences),
+            self.context,
+        )
 
     def save_split(self, directory: Path) -> None:
         """Record which sentences went where, the label set and what reading did."""
@@ -180,6 +208,7 @@ class NerDataModule(L.LightningDataModule):
             **asdict(self.report),
             "unknown_labels_mapped_to_o": self.mapped_unknown,
             "windowed_sentences": self.windowed,
+            "sentences_with_context": self.with_context,
         }
         (directory / "split.json").write_text(json.dumps(split))
         (directory / "labels.json").write_text(json.dumps(self.labels, indent=1))

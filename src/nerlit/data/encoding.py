@@ -5,6 +5,10 @@ nerlit needs three things that call does not give: a word that tokenizes to noth
 position (fed as the unknown token) so it gets a prediction; a sentence longer than the encoder's
 window is split into overlapping windows instead of truncated; and each window records which
 words it *owns*, so that every word is predicted and scored exactly once.
+
+With ``context > 0`` a sentence's window also carries subwords of its document's neighbouring
+sentences (FLERT document context, Schweter & Akbik 2020): the encoder sees the sentence in its
+document, which disambiguates entities mentioned more fully nearby. Context is input only.
 """
 
 from __future__ import annotations
@@ -38,19 +42,24 @@ class Window:
 
     ``word_index[t]`` is the word's position in its sentence when token ``t`` is the first subword
     of a word this window owns, else -1; decoding reads predictions at exactly those tokens.
+    ``context_tokens`` counts the document-context subwords before and after the sentence's own.
     """
 
     input_ids: list[int]
     labels: list[int]
     word_index: list[int]
     sentence_index: int
+    context_tokens: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
 
 class SubwordEncoder:
-    """Tokenizes words (cached per distinct word) and cuts sentences into windows."""
+    """Tokenizes words (cached per distinct word) and cuts sentences into windows.
+
+    ``context``: up to this many subwords of document context on each side of a sentence (0: off).
+    """
 
     def __init__(
         self,
@@ -58,6 +67,7 @@ class SubwordEncoder:
         max_length: int,
         stride: int = 64,
         label_all_subwords: bool = False,
+        context: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         self.cls = (
@@ -73,6 +83,9 @@ class SubwordEncoder:
             raise ValueError(f"max_length={max_length} leaves no room for words")
         self.stride = min(stride, self.budget // 2)
         self.label_all_subwords = label_all_subwords
+        if context < 0:
+            raise ValueError(f"context={context}: expected a number of subwords >= 0")
+        self.context = context
         self._pieces: dict[str, list[int]] = {}
 
     def word_pieces(self, words: Sequence[str]) -> list[list[int]]:
@@ -117,7 +130,53 @@ class SubwordEncoder:
             left[3] = right[2] = middle
         return [tuple(s) for s in spans]
 
+    def neighbour_words(
+        self, sentences: Sequence[Sentence], index: int, step: int, limit: int
+    ) -> list[str]:
+        """Whole words of the same document's sentences on one side (``step`` -1: before, 1:
+        after), nearest first, as many as fit in ``limit`` subwords.
+
+        Adjacency in ``sentences`` is document order. Context stops at the first word that does
+        not fit, so it is always a contiguous run of text next to the sentence.
+        """
+        document = sentences[index].document
+        taken, used = [], 0
+        other = index + step
+        while 0 <= other < len(sentences) and sentences[other].document == document:
+            words = sentences[other].words
+            for word in reversed(words) if step < 0 else words:
+                size = len(self._pieces[word])
+                if used + size > limit:
+                    return taken
+                taken.append(word)
+                used += size
+            other += step
+        return taken
+
+    def context_words(
+        self, sentences: Sequence[Sentence], index: int, room: int
+    ) -> tuple[list[str], list[str]]:
+        """(left, right) context words of ``sentences[index]`` in text order, within ``room``.
+
+        Each side gets at most ``self.context`` subwords; when the room left by the sentence is
+        shorter than both sides together, the left side takes up to half and the right the rest.
+        """
+        if not self.context or sentences[index].document is None:
+            return [], []
+        left = self.neighbour_words(sentences, index, -1, min(self.context, room // 2))[::-1]
+        room -= sum(len(self._pieces[w]) for w in left)
+        right = self.neighbour_words(sentences, index, 1, min(self.context, room))
+        return left, right
+
     def encode(self, sentences: Sequence[Sentence], label2id: Mapping[str, int]) -> list[Window]:
+        """Windows of every sentence, in order; ``sentence_index`` points back into ``sentences``.
+
+        A sentence that fits one window and belongs to a document gets document context (see
+        :meth:`context_words`): its neighbours' subwords around its own, labelled
+        ``IGNORE_INDEX`` with ``word_index`` -1, so they are never trained on, predicted or
+        scored, and the sentence's own tokens keep their labels and word indices. A sentence
+        longer than one window is windowed as without context.
+        """
         self.word_pieces([w for s in sentences for w in s.words])
         inside = {t: label2id.get("I-" + t[2:], label2id[t]) for t in label2id if t != "O"}
         inside["O"] = label2id.get("O", 0)
@@ -126,10 +185,20 @@ class SubwordEncoder:
             pieces = [self._pieces[w] for w in sentence.words]
             tags = [label2id[t] for t in sentence.tags]
             cont = [inside[t] for t in sentence.tags]
-            for start, end, own_start, own_end in self.spans([len(p) for p in pieces]):
+            spans = self.spans([len(p) for p in pieces])
+            left, right = [], []
+            if len(spans) == 1:
+                room = self.budget - sum(map(len, pieces))
+                left, right = self.context_words(sentences, index, room)
+            left_ids = [i for w in left for i in self._pieces[w]]
+            right_ids = [i for w in right for i in self._pieces[w]]
+            for start, end, own_start, own_end in spans:
                 ids, labels, word_index = [], [], []
                 if self.cls is not None:
                     ids.append(self.cls), labels.append(IGNORE_INDEX), word_index.append(-1)
+                ids.extend(left_ids)
+                labels.extend([IGNORE_INDEX] * len(left_ids))
+                word_index.extend([-1] * len(left_ids))
                 for w in range(start, end):
                     ids.extend(pieces[w])
                     labels.append(tags[w])
@@ -137,9 +206,13 @@ class SubwordEncoder:
                     rest = len(pieces[w]) - 1
                     labels.extend([cont[w] if self.label_all_subwords else IGNORE_INDEX] * rest)
                     word_index.extend([-1] * rest)
+                ids.extend(right_ids)
+                labels.extend([IGNORE_INDEX] * len(right_ids))
+                word_index.extend([-1] * len(right_ids))
                 if self.sep is not None:
                     ids.append(self.sep), labels.append(IGNORE_INDEX), word_index.append(-1)
-                windows.append(Window(ids, labels, word_index, index))
+                context = (len(left_ids), len(right_ids))
+                windows.append(Window(ids, labels, word_index, index, context_tokens=context))
         return windows
 
 

@@ -64,22 +64,33 @@ def read_conll_file(
     """CoNLL-style columns: one word per line, a whitespace-only line ends a sentence.
 
     Columns are tab-separated if the line holds a tab (so a token may contain spaces), else
-    separated by runs of spaces. ``-DOCSTART-`` lines are document markers, not words.
+    separated by runs of spaces. ``-DOCSTART-`` lines are document markers, not words: each
+    starts a document named ``file:line``, which its sentences carry for document context.
+    Sentences before the first marker (all of them in a file without one) have no document,
+    since where their documents begin and end is unknown.
     """
     path = Path(path)
     sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
     start, n_cols = 1, None
+    document: str | None = None
     for number, line in _decoded_lines(path, encoding):
         if not line.strip():
             if words:
-                sentences.append(Sentence(tuple(words), tuple(tags), f"{path.name}:{start}"))
+                sentences.append(
+                    Sentence(tuple(words), tuple(tags), f"{path.name}:{start}", document)
+                )
             words, tags, start = [], [], number + 1
             continue
         fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
         if fields[0] == "-DOCSTART-":
-            start = number + 1
+            if words:  # a marker right after a word line still ends that sentence
+                sentences.append(
+                    Sentence(tuple(words), tuple(tags), f"{path.name}:{start}", document)
+                )
+                words, tags = [], []
+            start, document = number + 1, f"{path.name}:{number}"
             continue
         if n_cols is None:
             n_cols = len(fields)
@@ -106,7 +117,7 @@ def read_conll_file(
         words.append(word)
         tags.append(tag)
     if words:
-        sentences.append(Sentence(tuple(words), tuple(tags), f"{path.name}:{start}"))
+        sentences.append(Sentence(tuple(words), tuple(tags), f"{path.name}:{start}", document))
     if not sentences:
         raise CorpusFormatError(path, None, "the file holds no sentences", "CoNLL column lines")
     return sentences
@@ -123,6 +134,10 @@ def _jsonl_sentence(path: Path, number: int, record: object) -> Sentence:
         )
 
     where = f"{path.name}:{number}"
+    document = record.get("document") if isinstance(record, dict) else None
+    if isinstance(document, bool) or not isinstance(document, (str, int, type(None))):
+        raise fail(f"'document' must be a string or an integer, got {document!r}")
+    document = None if document is None else str(document)
     if isinstance(record, dict) and "tokens" in record:
         words, tags = record.get("tokens"), record.get("tags")
         if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
@@ -130,7 +145,7 @@ def _jsonl_sentence(path: Path, number: int, record: object) -> Sentence:
         for tag in tags:
             if not isinstance(tag, str) or not check_tag(tag):
                 raise fail(f"unknown tag {tag!r}")
-        return Sentence(tuple(map(str, words)), tuple(tags), where)
+        return Sentence(tuple(map(str, words)), tuple(tags), where, document)
     if isinstance(record, dict) and "text" in record:
         text, entities = record["text"], record.get("entities", [])
         if not isinstance(text, str) or not isinstance(entities, list):
@@ -160,12 +175,15 @@ def _jsonl_sentence(path: Path, number: int, record: object) -> Sentence:
             if any(t != "O" for t in tags[first : last + 1]):
                 raise fail(f"entity [{start}, {end}) overlaps another entity")
             tags[first : last + 1] = [f"B-{label}"] + [f"I-{label}"] * (last - first)
-        return Sentence(tuple(w for w, _, _ in spans), tuple(tags), where)
+        return Sentence(tuple(w for w, _, _ in spans), tuple(tags), where, document)
     raise fail("the record has neither 'tokens' nor 'text'")
 
 
 def read_jsonl_file(path: str | Path, encoding: str | None = None) -> list[Sentence]:
-    """One JSON object per line: pre-split tokens with tags, or text with character offsets."""
+    """One JSON object per line: pre-split tokens with tags, or text with character offsets.
+
+    An optional ``"document"`` key names the record's document (for document context).
+    """
     path = Path(path)
     sentences = []
     for number, line in _decoded_lines(path, encoding):

@@ -7,11 +7,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Sentence:
-    """Words plus one tag per word; ``id`` ties it back to the source (file:line, or GMB's id)."""
+    """Words plus one tag per word; ``id`` ties it back to the source (file:line, or GMB's id).
+
+    ``document`` names the document the sentence belongs to (None: unknown). Adjacent sentences
+    of one document are each other's context (``data.context``), so a split must keep their order.
+    """
 
     words: tuple[str, ...]
     tags: tuple[str, ...]
     id: str = ""
+    document: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.words) != len(self.tags):

@@ -1,7 +1,9 @@
 """Files in, tagged files out: text lines -> JSONL or HTML, CoNLL columns -> CoNLL + a tag column.
 
 Input is read and tagged in chunks, so a file of any size streams through in bounded memory while
-each chunk is still big enough for length-sorted batching to pay off.
+each chunk is still big enough for length-sorted batching to pay off. CoNLL input with
+``-DOCSTART-`` lines is tagged with its documents (document context, for models trained with it),
+and its chunks end at document boundaries where they can.
 """
 
 from __future__ import annotations
@@ -95,6 +97,39 @@ def _conll_blocks(lines: Iterator[str]) -> Iterator[list[str]]:
         yield block
 
 
+def _is_sentence(block: list[str]) -> bool:
+    return bool(block[0].strip()) and block[0].split()[0] != "-DOCSTART-"
+
+
+def _with_documents(blocks: Iterator[list[str]]) -> Iterator[tuple[list[str], str | None]]:
+    """Each block with its document: a number counting ``-DOCSTART-`` lines, None before one."""
+    document = None
+    for number, block in enumerate(blocks):
+        if not _is_sentence(block) and block[0].strip():
+            document = str(number)
+        yield block, document
+
+
+def _document_chunks(
+    blocks: Iterator[tuple[list[str], str | None]], size: int
+) -> Iterator[list[tuple[list[str], str | None]]]:
+    """Chunks of ``size`` blocks or more that end where a document does, when there are documents.
+
+    Context never crosses chunks, so a document cut in two would lose some at the cut; one longer
+    than ``2 * size`` blocks is cut all the same, to keep memory bounded.
+    """
+    chunk: list[tuple[list[str], str | None]] = []
+    for block, document in blocks:
+        if len(chunk) >= max(size, 1):
+            at_boundary = document is None or document != chunk[-1][1]
+            if at_boundary or len(chunk) >= 2 * size:
+                yield chunk
+                chunk = []
+        chunk.append((block, document))
+    if chunk:
+        yield chunk
+
+
 def _json_line(record: dict) -> str:
     """Raw UTF-8 JSON, but with the line separators that ``str.splitlines`` honours escaped."""
     line = json.dumps(record, ensure_ascii=False)
@@ -149,10 +184,10 @@ def predict_file(
     ):
         task = bar.add_task("tagging", total=total)
         if format == "conll":
-            blocks = _conll_blocks(_lines(source, str(input)))
-            for chunk in _chunks(blocks, chunk_size):
+            blocks = _with_documents(_conll_blocks(_lines(source, str(input))))
+            for chunk in _document_chunks(blocks, chunk_size):
                 _write_conll(tagger, chunk, sink, summary)
-                bar.advance(task, sum(len(b) for b in chunk))
+                bar.advance(task, sum(len(b) for b, _ in chunk))
             return summary
         documents = []
         for chunk in _chunks(_lines(source, str(input)), chunk_size):
@@ -172,12 +207,15 @@ def predict_file(
     return summary
 
 
-def _write_conll(tagger: Tagger, blocks: Sequence[list[str]], sink: TextIO, summary) -> None:
+def _write_conll(
+    tagger: Tagger, blocks: Sequence[tuple[list[str], str | None]], sink: TextIO, summary
+) -> None:
     """Each word line gets the predicted tag as a new last column, in the line's own separator."""
-    sentences = [b for b in blocks if b[0].strip() and b[0].split()[0] != "-DOCSTART-"]
-    tags = iter(tagger.predict_tags([[line.split()[0] for line in b] for b in sentences]))
-    for block in blocks:
-        if not (block[0].strip() and block[0].split()[0] != "-DOCSTART-"):
+    sentences = [(b, document) for b, document in blocks if _is_sentence(b)]
+    words = [[line.split()[0] for line in b] for b, _ in sentences]
+    tags = iter(tagger.predict_tags(words, [document for _, document in sentences]))
+    for block, _ in blocks:
+        if not _is_sentence(block):
             sink.write(block[0] + "\n")
             continue
         predicted = next(tags)

@@ -46,6 +46,8 @@ class LoadedModel:
     source: str
     #: a CRF head's learned scores (``transitions`` [L, L], ``start`` [L], ``end`` [L]), if any
     crf: dict[str, torch.Tensor] | None = None
+    #: subwords of document context per side the model was trained with (``data.context``)
+    context: int = 0
 
 
 def quiet_transformers() -> None:
@@ -71,9 +73,11 @@ def _from_directory(path: Path, tokenizer_dir: str | Path | None) -> LoadedModel
     model = AutoModelForTokenClassification.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or path)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    saved = (getattr(model.config, "nerlit", None) or {}).get("crf")
+    extras = getattr(model.config, "nerlit", None) or {}
+    saved = extras.get("crf")
     crf = {k: torch.tensor(v) for k, v in saved.items()} if saved else None
-    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf)
+    context = int(extras.get("context") or 0)
+    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf, context=context)
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -155,16 +159,19 @@ def _from_checkpoint(path: Path, tokenizer_dir: str | Path | None) -> LoadedMode
     crf = None
     if hparams.get("head", "linear") == "crf":
         crf = {k: state[f"crf.{k}"].float() for k in ("transitions", "start", "end")}
-    # kept in config.json by export: Tagger on the folder decodes with the same CRF; the HF
-    # pipeline ignores it and labels each word by argmax
+    context = int(hparams.get("context") or 0)
+    # kept in config.json by export: Tagger on the folder decodes with the same CRF and gives
+    # sentences the same document context; the HF pipeline ignores both and labels each word by
+    # argmax
     model.config.nerlit = {
         "source_checkpoint": str(path.resolve()),
         "head": hparams.get("head", "linear"),
         "eval_mode": hparams.get("eval_mode", "strict"),
         "reference_types": list(hparams.get("reference_types") or []),
         "crf": {k: v.tolist() for k, v in crf.items()} if crf else None,
+        "context": context,
     }
-    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf)
+    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf, context=context)
 
 
 def export_huggingface(

@@ -54,6 +54,10 @@ class Tagger:
     on GPUs, and on MiniLM/GMB 0.5% of sentences get some word labelled differently than in fp32.
     ``fp32`` is exact and the same on every machine (and equal to the pipeline's). The default
     ``auto`` is bf16 where the device computes bf16 natively, else fp32.
+
+    A model trained with document context (``data.context``) gets the same context here when
+    :meth:`predict_tags` is told the sentences' documents; without them each sentence is tagged
+    alone, as every text given to :meth:`predict` is.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class Tagger:
         self.max_length = min(max_length or limit, limit)
         self.stride = stride
         self.crf = loaded.crf
+        self.context = loaded.context
         self.transitions = transition_scores(self.labels, loaded.crf)
         self.pad_id = self.tokenizer.pad_token_id or 0
 
@@ -128,7 +133,8 @@ class Tagger:
         A text is a raw string (split into words by :mod:`nerlit.data.words`) or a list of
         words (offsets then refer to the words joined by single spaces). A lone string is a batch
         of one; a lone word list must be wrapped (``predict([["Obama", "spoke"]])``), since a
-        list of strings means a batch of raw texts.
+        list of strings means a batch of raw texts. Texts are independent, so none is context
+        for another, even for a model trained with document context.
         """
         if isinstance(texts, str):
             texts = [texts]
@@ -148,10 +154,19 @@ class Tagger:
             for ids, p, words, text in zip(tags, probs, spans, strings)
         ]
 
-    def predict_tags(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        """One well-formed IOB2 tag per word of each pre-split sentence (CoNLL output, scoring)."""
+    def predict_tags(
+        self,
+        sentences: Sequence[Sequence[str]],
+        documents: Sequence[str | None] | None = None,
+    ) -> list[list[str]]:
+        """One well-formed IOB2 tag per word of each pre-split sentence (CoNLL output, scoring).
+
+        ``documents``: a document id per sentence (None: no document). Adjacent sentences with
+        the same id are each other's context, as in training, for a model trained with
+        ``data.context``; pass them to reproduce its test scores.
+        """
         word_lists = [list(s) for s in sentences]
-        tags, probs = self._tag_ids(word_lists)
+        tags, probs = self._tag_ids(word_lists, documents)
         out = []
         for words, ids, p in zip(word_lists, tags, probs):
             _, offsets = join_words(words)
@@ -162,14 +177,26 @@ class Tagger:
     # -- the machinery --
 
     @torch.inference_mode()
-    def word_log_probs(self, word_lists: Sequence[Sequence[str]]) -> list[torch.Tensor]:
+    def word_log_probs(
+        self,
+        word_lists: Sequence[Sequence[str]],
+        documents: Sequence[str | None] | None = None,
+    ) -> list[torch.Tensor]:
         """Per sentence, a [words, labels] tensor of log-probabilities at each first subword."""
+        if documents is None:
+            documents = [None] * len(word_lists)
+        if len(documents) != len(word_lists):
+            raise OptionError(
+                f"{len(documents)} documents for {len(word_lists)} sentences: give one per sentence"
+            )
         lengths = [len(words) for words in word_lists]
         offsets = torch.tensor([0, *lengths]).cumsum(0)
         flat = torch.full((int(offsets[-1]), len(self.labels)), float("nan"))
         # a fresh encoder per call: its word cache must not grow for the life of a server
-        encoder = SubwordEncoder(self.tokenizer, self.max_length, self.stride)
-        sentences = [Sentence(tuple(w), ("O",) * len(w)) for w in word_lists]
+        encoder = SubwordEncoder(self.tokenizer, self.max_length, self.stride, context=self.context)
+        sentences = [
+            Sentence(tuple(w), ("O",) * len(w), document=d) for w, d in zip(word_lists, documents)
+        ]
         windows = encoder.encode(sentences, {"O": 0})
         windows = [w for w in windows if any(i >= 0 for i in w.word_index)]  # drop empty texts
         windows.sort(key=len, reverse=True)
@@ -191,10 +218,12 @@ class Tagger:
         return list(flat.split(lengths))
 
     def _tag_ids(
-        self, word_lists: Sequence[Sequence[str]]
+        self,
+        word_lists: Sequence[Sequence[str]],
+        documents: Sequence[str | None] | None = None,
     ) -> tuple[list[list[int]], list[list[float]]]:
         """Decoded label ids per word, and the probability of each chosen label."""
-        log_probs = self.word_log_probs(word_lists)
+        log_probs = self.word_log_probs(word_lists, documents)
         if self.decode == "argmax":
             ids = [lp.argmax(-1) for lp in log_probs]
         else:

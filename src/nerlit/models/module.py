@@ -32,7 +32,9 @@ class NerModule(L.LightningModule):
     """Encoder + head; optimizer and scheduler arrive as factories and the module reads no config.
 
     The checkpoint holds the encoder's config and the label list, so ``load_from_checkpoint``
-    rebuilds the model with no network and no access to the original weights.
+    rebuilds the model with no network and no access to the original weights. ``context`` (the
+    data's document-context size) is not used here: it is recorded in the hyperparameters so
+    that inference builds the same inputs as training did.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class NerModule(L.LightningModule):
         decode: str = "constrained",
         tokenizer_dir: str | None = None,
         encoder: nn.Module | None = None,
+        context: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "optimizer", "scheduler"])
