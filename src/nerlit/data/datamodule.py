@@ -89,6 +89,7 @@ class NerDataModule(L.LightningDataModule):
         max_length: int | None = None,
         stride: int = 64,
         label_all_subwords: bool = False,
+        length_grouping: bool = True,
         num_workers: int = 0,
         seed: int = 42,
         reference_types: list[str] | None = None,
@@ -118,6 +119,7 @@ class NerDataModule(L.LightningDataModule):
         self.max_length = max_length
         self.stride = stride
         self.label_all_subwords = label_all_subwords
+        self.length_grouping = length_grouping
         self.num_workers = num_workers
         self.seed = seed
         self.reference_types = list(reference_types or [])
@@ -195,6 +197,7 @@ class NerDataModule(L.LightningDataModule):
             self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
             seed=self.seed,
+            group_by_length=self.length_grouping,
         )
         return DataLoader(
             windows,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Sampler
 
+from nerlit.data.casing import SPECIAL, word_casing
 from nerlit.data.types import Sentence
 
 IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
@@ -38,12 +39,14 @@ class Window:
 
     ``word_index[t]`` is the word's position in its sentence when token ``t`` is the first subword
     of a word this window owns, else -1; decoding reads predictions at exactly those tokens.
+    ``casings[t]`` is the casing class of token ``t``'s word (:mod:`nerlit.data.casing`).
     """
 
     input_ids: list[int]
     labels: list[int]
     word_index: list[int]
     sentence_index: int
+    casings: list[int]
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -126,10 +129,12 @@ class SubwordEncoder:
             pieces = [self._pieces[w] for w in sentence.words]
             tags = [label2id[t] for t in sentence.tags]
             cont = [inside[t] for t in sentence.tags]
+            casing = [word_casing(w) for w in sentence.words]
             for start, end, own_start, own_end in self.spans([len(p) for p in pieces]):
-                ids, labels, word_index = [], [], []
+                ids, labels, word_index, casings = [], [], [], []
                 if self.cls is not None:
                     ids.append(self.cls), labels.append(IGNORE_INDEX), word_index.append(-1)
+                    casings.append(SPECIAL)
                 for w in range(start, end):
                     ids.extend(pieces[w])
                     labels.append(tags[w])
@@ -137,9 +142,11 @@ class SubwordEncoder:
                     rest = len(pieces[w]) - 1
                     labels.extend([cont[w] if self.label_all_subwords else IGNORE_INDEX] * rest)
                     word_index.extend([-1] * rest)
+                    casings.extend([casing[w]] * len(pieces[w]))
                 if self.sep is not None:
                     ids.append(self.sep), labels.append(IGNORE_INDEX), word_index.append(-1)
-                windows.append(Window(ids, labels, word_index, index))
+                    casings.append(SPECIAL)
+                windows.append(Window(ids, labels, word_index, index, casings))
         return windows
 
 
@@ -151,18 +158,21 @@ def collate_windows(windows: Sequence[Window], pad_id: int) -> dict[str, torch.T
     attention_mask = torch.zeros(size, dtype=torch.long)
     labels = torch.full(size, IGNORE_INDEX, dtype=torch.long)
     word_index = torch.full(size, -1, dtype=torch.long)
+    casings = torch.full(size, SPECIAL, dtype=torch.long)
     for row, w in enumerate(windows):
         n = len(w)
         input_ids[row, :n] = torch.tensor(w.input_ids)
         attention_mask[row, :n] = 1
         labels[row, :n] = torch.tensor(w.labels)
         word_index[row, :n] = torch.tensor(w.word_index)
+        casings[row, :n] = torch.tensor(w.casings)
     sentence_index = torch.tensor([w.sentence_index for w in windows], dtype=torch.long)
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "labels": labels,
         "word_index": word_index,
+        "casing_ids": casings,
         "sentence_index": sentence_index,
         # Host-side counts for throughput logging: reading them never waits on the device.
         "num_tokens": sum(len(w) for w in windows),
@@ -176,6 +186,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Training (``shuffle=True``): shuffle, cut into pools of ``pool_batches`` batches, sort each pool
     by length, batch it, then shuffle the batches, so each epoch sees a different order. Evaluation
     (``shuffle=False``): plain length order; predictions are mapped back by sentence and word index.
+    ``group_by_length=False`` makes training batches plain random draws (for measuring the gain).
 
     Distributed: Lightning shards a plain sampler but not a custom batch sampler, so this one
     shards itself. Every rank builds the same global list of batches (same seed, same epoch) and
@@ -200,8 +211,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         pool_batches: int = 50,
         num_replicas: int | None = None,
         rank: int | None = None,
+        group_by_length: bool = True,
     ) -> None:
         self.lengths = list(lengths)
+        self.group_by_length = group_by_length
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -238,7 +251,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         pool = self.batch_size * self.pool_batches
         batches = []
         for p in range(0, len(order), pool):
-            chunk = sorted(order[p : p + pool], key=lambda i: self.lengths[i])
+            chunk = order[p : p + pool]
+            if self.group_by_length:
+                chunk.sort(key=lambda i: self.lengths[i])
             batches += [
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             ]
