@@ -52,6 +52,8 @@ def fine_tune(steps: int, workdir: Path) -> Path:
         "-m",
         "nerlit.train",
         "experiment=gmb_minilm",
+        # the pipeline cannot compute casing features: compare on a network both can run
+        "model.case_features=false",
         f"trainer.max_steps={steps}",
         "trainer.max_epochs=1",
         f"trainer.val_check_interval={steps}",  # one validation at the end: it saves last.ckpt
@@ -173,6 +175,12 @@ def main() -> None:
     tagger = Tagger.load(
         model_dir, args.decode, args.batch_size, device="cpu", precision=args.precision
     )
+    if tagger.casing is not None:
+        sys.exit(
+            f"{model_dir} was trained with model.case_features, which transformers.pipeline "
+            f"ignores, so the two would run different networks. Benchmark a model trained with "
+            f"model.case_features=false."
+        )
     other = "fp32" if args.precision == "bf16" else "bf16"
     tagger_other = Tagger.load(
         model_dir, args.decode, args.batch_size, device="cpu", precision=other

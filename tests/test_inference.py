@@ -20,10 +20,13 @@ from tests.conftest import compose_train, make_sentences, write_gmb_csv
 _CACHE: dict[str, Path] = {}
 
 
-def tiny_checkpoint(factory: pytest.TempPathFactory, head: str = "linear") -> Path:
-    """One seeded 4-step tiny-BERT training per head per test session; its checkpoint path."""
-    if head not in _CACHE:
-        directory = factory.mktemp(f"tiny-{head}")
+def tiny_checkpoint(
+    factory: pytest.TempPathFactory, head: str = "linear", case_features: bool = False
+) -> Path:
+    """One seeded 4-step tiny-BERT training per variant per test session; its checkpoint path."""
+    key = f"{head}-casing" if case_features else head
+    if key not in _CACHE:
+        directory = factory.mktemp(f"tiny-{key}")
         csv = write_gmb_csv(directory / "gmb.csv", make_sentences(60))
         overrides = [
             "model=tiny",
@@ -35,10 +38,11 @@ def tiny_checkpoint(factory: pytest.TempPathFactory, head: str = "linear") -> Pa
             "logger=none",
             "test=false",
             f"model.head={head}",
+            f"model.case_features={case_features}",
         ]
         summary = train(compose_train(overrides, directory / "run"))
-        _CACHE[head] = Path(summary["best_checkpoint"])
-    return _CACHE[head]
+        _CACHE[key] = Path(summary["best_checkpoint"])
+    return _CACHE[key]
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
         dropout=cfg.model.dropout,
         head=cfg.model.get("head", "linear"),
         decode=cfg.model.get("decode", "constrained"),
+        case_features=cfg.model.get("case_features", False),
         eval_mode=cfg.eval_mode,
         reference_types=list(cfg.data.get("reference_types") or []),
         tokenizer_dir=str(out / "tokenizer"),

@@ -91,6 +91,7 @@ class NerDataModule(L.LightningDataModule):
         stride: int = 64,
         label_all_subwords: bool = False,
         context: int = 0,
+        length_grouping: bool = True,
         num_workers: int = 0,
         seed: int = 42,
         reference_types: list[str] | None = None,
@@ -121,6 +122,7 @@ class NerDataModule(L.LightningDataModule):
         self.stride = stride
         self.label_all_subwords = label_all_subwords
         self.context = context
+        self.length_grouping = length_grouping
         self.num_workers = num_workers
         self.seed = seed
         self.reference_types = list(reference_types or [])
@@ -224,6 +226,7 @@ class NerDataModule(L.LightningDataModule):
             self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
             seed=self.seed,
+            group_by_length=self.length_grouping,
         )
         return DataLoader(
             windows,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Sampler
 
+from nerlit.data.casing import SPECIAL, word_casing
 from nerlit.data.types import Sentence
 
 IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
@@ -42,6 +43,7 @@ class Window:
 
     ``word_index[t]`` is the word's position in its sentence when token ``t`` is the first subword
     of a word this window owns, else -1; decoding reads predictions at exactly those tokens.
+    ``casings[t]`` is the casing class of token ``t``'s word (:mod:`nerlit.data.casing`).
     ``context_tokens`` counts the document-context subwords before and after the sentence's own.
     """
 
@@ -49,6 +51,7 @@ class Window:
     labels: list[int]
     word_index: list[int]
     sentence_index: int
+    casings: list[int]
     context_tokens: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
@@ -192,13 +195,18 @@ class SubwordEncoder:
                 left, right = self.context_words(sentences, index, room)
             left_ids = [i for w in left for i in self._pieces[w]]
             right_ids = [i for w in right for i in self._pieces[w]]
+            left_casings = [word_casing(w) for w in left for _ in self._pieces[w]]
+            right_casings = [word_casing(w) for w in right for _ in self._pieces[w]]
+            casing = [word_casing(w) for w in sentence.words]
             for start, end, own_start, own_end in spans:
-                ids, labels, word_index = [], [], []
+                ids, labels, word_index, casings = [], [], [], []
                 if self.cls is not None:
                     ids.append(self.cls), labels.append(IGNORE_INDEX), word_index.append(-1)
+                    casings.append(SPECIAL)
                 ids.extend(left_ids)
                 labels.extend([IGNORE_INDEX] * len(left_ids))
                 word_index.extend([-1] * len(left_ids))
+                casings.extend(left_casings)
                 for w in range(start, end):
                     ids.extend(pieces[w])
                     labels.append(tags[w])
@@ -206,13 +214,16 @@ class SubwordEncoder:
                     rest = len(pieces[w]) - 1
                     labels.extend([cont[w] if self.label_all_subwords else IGNORE_INDEX] * rest)
                     word_index.extend([-1] * rest)
+                    casings.extend([casing[w]] * len(pieces[w]))
                 ids.extend(right_ids)
                 labels.extend([IGNORE_INDEX] * len(right_ids))
                 word_index.extend([-1] * len(right_ids))
+                casings.extend(right_casings)
                 if self.sep is not None:
                     ids.append(self.sep), labels.append(IGNORE_INDEX), word_index.append(-1)
+                    casings.append(SPECIAL)
                 context = (len(left_ids), len(right_ids))
-                windows.append(Window(ids, labels, word_index, index, context_tokens=context))
+                windows.append(Window(ids, labels, word_index, index, casings, context))
         return windows
 
 
@@ -224,18 +235,21 @@ def collate_windows(windows: Sequence[Window], pad_id: int) -> dict[str, torch.T
     attention_mask = torch.zeros(size, dtype=torch.long)
     labels = torch.full(size, IGNORE_INDEX, dtype=torch.long)
     word_index = torch.full(size, -1, dtype=torch.long)
+    casings = torch.full(size, SPECIAL, dtype=torch.long)
     for row, w in enumerate(windows):
         n = len(w)
         input_ids[row, :n] = torch.tensor(w.input_ids)
         attention_mask[row, :n] = 1
         labels[row, :n] = torch.tensor(w.labels)
         word_index[row, :n] = torch.tensor(w.word_index)
+        casings[row, :n] = torch.tensor(w.casings)
     sentence_index = torch.tensor([w.sentence_index for w in windows], dtype=torch.long)
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "labels": labels,
         "word_index": word_index,
+        "casing_ids": casings,
         "sentence_index": sentence_index,
         # Host-side counts for throughput logging: reading them never waits on the device.
         "num_tokens": sum(len(w) for w in windows),
@@ -249,6 +263,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Training (``shuffle=True``): shuffle, cut into pools of ``pool_batches`` batches, sort each pool
     by length, batch it, then shuffle the batches, so each epoch sees a different order. Evaluation
     (``shuffle=False``): plain length order; predictions are mapped back by sentence and word index.
+    ``group_by_length=False`` makes training batches plain random draws (for measuring the gain).
 
     Distributed: Lightning shards a plain sampler but not a custom batch sampler, so this one
     shards itself. Every rank builds the same global list of batches (same seed, same epoch) and
@@ -273,8 +288,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         pool_batches: int = 50,
         num_replicas: int | None = None,
         rank: int | None = None,
+        group_by_length: bool = True,
     ) -> None:
         self.lengths = list(lengths)
+        self.group_by_length = group_by_length
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -311,7 +328,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         pool = self.batch_size * self.pool_batches
         batches = []
         for p in range(0, len(order), pool):
-            chunk = sorted(order[p : p + pool], key=lambda i: self.lengths[i])
+            chunk = order[p : p + pool]
+            if self.group_by_length:
+                chunk.sort(key=lambda i: self.lengths[i])
             batches += [
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             ]

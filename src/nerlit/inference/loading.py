@@ -46,6 +46,9 @@ class LoadedModel:
     source: str
     #: a CRF head's learned scores (``transitions`` [L, L], ``start`` [L], ``end`` [L]), if any
     crf: dict[str, torch.Tensor] | None = None
+    #: casing-class embeddings [classes, hidden] added to the input embeddings, if trained with
+    #: ``model.case_features`` (nerlit.data.casing)
+    casing: torch.Tensor | None = None
     #: subwords of document context per side the model was trained with (``data.context``)
     context: int = 0
 
@@ -76,8 +79,9 @@ def _from_directory(path: Path, tokenizer_dir: str | Path | None) -> LoadedModel
     extras = getattr(model.config, "nerlit", None) or {}
     saved = extras.get("crf")
     crf = {k: torch.tensor(v) for k, v in saved.items()} if saved else None
+    casing = torch.tensor(extras["casing"]) if extras.get("casing") else None
     context = int(extras.get("context") or 0)
-    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf, context=context)
+    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf, casing, context)
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -159,19 +163,21 @@ def _from_checkpoint(path: Path, tokenizer_dir: str | Path | None) -> LoadedMode
     crf = None
     if hparams.get("head", "linear") == "crf":
         crf = {k: state[f"crf.{k}"].float() for k in ("transitions", "start", "end")}
+    casing = state["casing.weight"].float() if "casing.weight" in state else None
     context = int(hparams.get("context") or 0)
-    # kept in config.json by export: Tagger on the folder decodes with the same CRF and gives
-    # sentences the same document context; the HF pipeline ignores both and labels each word by
-    # argmax
+    # kept in config.json by export: Tagger on the folder decodes with the same CRF, adds the
+    # same casing embeddings and gives sentences the same document context; the HF pipeline
+    # ignores all three and labels each word by argmax
     model.config.nerlit = {
         "source_checkpoint": str(path.resolve()),
         "head": hparams.get("head", "linear"),
         "eval_mode": hparams.get("eval_mode", "strict"),
         "reference_types": list(hparams.get("reference_types") or []),
         "crf": {k: v.tolist() for k, v in crf.items()} if crf else None,
+        "casing": casing.tolist() if casing is not None else None,
         "context": context,
     }
-    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf, context=context)
+    return LoadedModel(model.eval(), tokenizer, labels, str(path), crf, casing, context)
 
 
 def export_huggingface(
@@ -187,5 +193,12 @@ def export_huggingface(
     out.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(out)
     loaded.tokenizer.save_pretrained(out)
+    if loaded.casing is not None:
+        log.warning(
+            "%s was trained with model.case_features: Tagger.load(%s) uses them, but "
+            "transformers.pipeline ignores them, so its entities will be worse",
+            path,
+            out,
+        )
     log.info("exported %s -> %s (%d labels)", path, out, len(loaded.labels))
     return out

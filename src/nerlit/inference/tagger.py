@@ -90,6 +90,7 @@ class Tagger:
         self.stride = stride
         self.crf = loaded.crf
         self.context = loaded.context
+        self.casing = None if loaded.casing is None else loaded.casing.to(self.device)
         self.transitions = transition_scores(self.labels, loaded.crf)
         self.pad_id = self.tokenizer.pad_token_id or 0
 
@@ -207,8 +208,7 @@ class Tagger:
             batch = collate_windows(windows[b : b + self.batch_size], self.pad_id)
             with autocast:
                 logits = self.model(
-                    input_ids=batch["input_ids"].to(self.device),
-                    attention_mask=batch["attention_mask"].to(self.device),
+                    **self._inputs(batch), attention_mask=batch["attention_mask"].to(self.device)
                 ).logits
             owned = batch["word_index"] >= 0
             rows = (offsets[batch["sentence_index"]].unsqueeze(1) + batch["word_index"])[owned]
@@ -216,6 +216,14 @@ class Tagger:
         if flat[:, 0].isnan().any():  # every word is owned by one window: none may be left
             raise RuntimeError("some words got no prediction: a windowing bug, please report it")
         return list(flat.split(lengths))
+
+    def _inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Token ids, or for a model trained with casing features, embeddings plus casings."""
+        input_ids = batch["input_ids"].to(self.device)
+        if self.casing is None:
+            return {"input_ids": input_ids}
+        embeds = self.model.get_input_embeddings()(input_ids)
+        return {"inputs_embeds": embeds + self.casing[batch["casing_ids"].to(self.device)]}
 
     def _tag_ids(
         self,

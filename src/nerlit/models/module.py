@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from nerlit.data.casing import NUM_CASINGS
 from nerlit.data.encoding import IGNORE_INDEX
 from nerlit.data.schemes import bioes_to_iob2
 from nerlit.errors import DataError
@@ -49,6 +50,7 @@ class NerModule(L.LightningModule):
         head: str = "linear",
         decode: str = "constrained",
         tokenizer_dir: str | None = None,
+        case_features: bool = False,
         encoder: nn.Module | None = None,
         context: int = 0,
     ) -> None:
@@ -73,6 +75,12 @@ class NerModule(L.LightningModule):
         # linear head: decode="constrained" runs Viterbi over the softmax scores so that outputs
         # are always valid spans; "argmax" labels each word on its own (as HF pipelines do)
         self.crf = CRF(self.labels) if head == "crf" else None
+        # casing classes for uncased encoders (nerlit.data.casing): added to the input embeddings,
+        # zero-initialised so that training starts from the pretrained encoder unchanged
+        self.casing = None
+        if case_features:
+            self.casing = nn.Embedding(NUM_CASINGS, self.encoder.config.hidden_size)
+            nn.init.zeros_(self.casing.weight)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
@@ -82,9 +90,24 @@ class NerModule(L.LightningModule):
         self.test_predictions: list[list[str]] = []  # one IOB2 tag per word of each test sentence
         self.best_val_f1 = 0.0
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        casing_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.casing is None:
+            inputs = {"input_ids": input_ids}
+        else:
+            if casing_ids is None:
+                raise ValueError("a model trained with case_features needs casing_ids")
+            embeds = self.encoder.get_input_embeddings()(input_ids) + self.casing(casing_ids)
+            inputs = {"inputs_embeds": embeds}
+        hidden = self.encoder(**inputs, attention_mask=attention_mask).last_hidden_state
         return self.classifier(self.dropout(hidden))
+
+    def _batch_logits(self, batch: dict) -> torch.Tensor:
+        return self(batch["input_ids"], batch["attention_mask"], batch.get("casing_ids"))
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.crf is not None:
@@ -106,7 +129,7 @@ class NerModule(L.LightningModule):
         return logits.argmax(-1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self._batch_logits(batch)
         loss = self._loss(logits, batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
         return loss
@@ -114,7 +137,7 @@ class NerModule(L.LightningModule):
     # -- evaluation: predictions of the whole split are kept and scored once at epoch end --
 
     def _eval_step(self, batch: dict, split: str) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self._batch_logits(batch)
         loss = self._loss(logits, batch["labels"])
         size = batch["input_ids"].size(0)
         self.log(f"{split}/loss", loss, batch_size=size, sync_dist=True)
