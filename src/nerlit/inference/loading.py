@@ -196,7 +196,9 @@ def export_huggingface(
     if loaded.casing is not None:
         log.warning(
             "%s was trained with model.case_features: Tagger.load(%s) uses them, but "
-            "transformers.pipeline ignores them, so its entities will be worse",
+            "transformers.pipeline cannot compute them and runs a different network (worse "
+            "entities); for a model served through the pipeline, train with "
+            "model.case_features=false",
             path,
             out,
         )
