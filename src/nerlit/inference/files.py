@@ -86,7 +86,7 @@ def _conll_blocks(lines: Iterator[str]) -> Iterator[list[str]]:
     block: list[str] = []
     for line in lines:
         stripped = line.rstrip("\r")
-        if not stripped.strip() or stripped.split()[0] == "-DOCSTART-":
+        if not stripped.strip() or _is_docstart(stripped):
             if block:
                 yield block
                 block = []
@@ -97,15 +97,19 @@ def _conll_blocks(lines: Iterator[str]) -> Iterator[list[str]]:
         yield block
 
 
+def _is_docstart(line: str) -> bool:
+    return line.split()[:1] == ["-DOCSTART-"]
+
+
 def _is_sentence(block: list[str]) -> bool:
-    return bool(block[0].strip()) and block[0].split()[0] != "-DOCSTART-"
+    return bool(block[0].strip()) and not _is_docstart(block[0])
 
 
 def _with_documents(blocks: Iterator[list[str]]) -> Iterator[tuple[list[str], str | None]]:
     """Each block with its document: a number counting ``-DOCSTART-`` lines, None before one."""
     document = None
     for number, block in enumerate(blocks):
-        if not _is_sentence(block) and block[0].strip():
+        if _is_docstart(block[0]):
             document = str(number)
         yield block, document
 
