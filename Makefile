@@ -6,6 +6,10 @@ PIP := $(BIN)/python -m pip
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# This checkout's corpora and models: ../shared beside the repo (a user's project sets its own)
+NERLIT_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
+export NERLIT_DATA_DIR ?= $(NERLIT_SHARED_DIR)/data
+export NERLIT_MODELS_DIR ?= $(NERLIT_SHARED_DIR)/models
 
 .PHONY: install train test test-slow lint format clean bench bench-train bench-inference
 
@@ -15,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -c constraints.txt torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[dev]"
+	$(PIP) install -c constraints.txt -e ".[all,dev]"
 	touch $@
 
 ## The main job: MiniLM on GMB, bf16 autocast, offline; tests the best checkpoint and prints the table.

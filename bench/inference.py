@@ -32,7 +32,6 @@ import torch  # noqa: E402
 from transformers import pipeline  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from nerlit.config import REPO_ROOT  # noqa: E402
 from nerlit.data.corpus import load_corpus  # noqa: E402
 from nerlit.data.encoding import SubwordEncoder, collate_windows  # noqa: E402
 from nerlit.data.types import Sentence  # noqa: E402
@@ -41,7 +40,9 @@ from nerlit.inference import Tagger  # noqa: E402
 from nerlit.inference.loading import export_huggingface  # noqa: E402
 from nerlit.inference.spans import entities_from_tags  # noqa: E402
 
-GMB = REPO_ROOT.parent / "shared" / "data" / "gmb" / "ner_dataset.csv.gz"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("NERLIT_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+GMB = DATA_DIR / "gmb" / "ner_dataset.csv.gz"
 
 
 def fine_tune(steps: int, workdir: Path) -> Path:

@@ -32,8 +32,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO.parent / "shared" / "models" / "all-MiniLM-L6-v2"
-GMB = REPO.parent / "shared" / "data" / "gmb" / "ner_dataset.csv.gz"
+SHARED = REPO.parent / "shared"
+DEFAULT_MODEL = Path(os.environ.get("NERLIT_MODELS_DIR", SHARED / "models")) / "all-MiniLM-L6-v2"
+GMB = Path(os.environ.get("NERLIT_DATA_DIR", SHARED / "data")) / "gmb" / "ner_dataset.csv.gz"
 
 
 def gmb_sentences(n: int):

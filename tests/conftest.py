@@ -10,12 +10,17 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from nerlit.config import CONFIG_DIR, REPO_ROOT
+from nerlit.config import CONFIG_DIR
+
+#: the checkout the tests run from; ../shared beside it holds what the hubs would give
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NERLIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-SHARED = Path(os.environ.get("NERLIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
+# where the presets find corpora and models (the Makefile sets the same)
+os.environ.setdefault("NERLIT_DATA_DIR", str(SHARED / "data"))
+os.environ.setdefault("NERLIT_MODELS_DIR", str(SHARED / "models"))
 CASED_TOKENIZER = SHARED / "models" / "bert-base-cased-tokenizer"
 
 _PEOPLE = ["Angela Merkel", "John Smith", "Maria", "Obama"]

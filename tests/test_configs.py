@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from nerlit.config import CONFIG_DIR, REPO_ROOT
-from tests.conftest import compose_train
+from nerlit.config import CONFIG_DIR
+from tests.conftest import REPO_ROOT, compose_train
 
 GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir())
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nerlit.config import REPO_ROOT
 from nerlit.data.encoding import LengthGroupedBatchSampler
 from nerlit.train import train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 # ranks of a 2-process CPU run get one thread each; single-process runs are given the same
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}

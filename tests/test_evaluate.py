@@ -12,11 +12,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from nerlit import Tagger
-from nerlit.config import CONFIG_DIR, REPO_ROOT
+from nerlit.config import CONFIG_DIR
 from nerlit.evaluate import evaluate, read_split
 from nerlit.evaluation.confusion import NONE, entity_confusion
 from nerlit.evaluation.metrics import entity_scores
-from tests.conftest import make_sentences, write_gmb_csv
+from tests.conftest import REPO_ROOT, make_sentences, write_gmb_csv
 from tests.test_inference import tiny_checkpoint
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from nerlit import Tagger
-from nerlit.config import REPO_ROOT
 from nerlit.errors import DataError
 from nerlit.inference.files import predict_file
 from nerlit.inference.html import render_html, type_colour
 from nerlit.inference.spans import Entity
+from tests.conftest import REPO_ROOT
 from tests.test_inference import tiny_checkpoint
 
 LINES = [

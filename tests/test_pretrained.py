@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nerlit.config import REPO_ROOT
 from nerlit.models import pretrained
 from nerlit.models.pretrained import ModelNotFoundError, resolve_pretrained
-from tests.conftest import CASED_TOKENIZER, SHARED
+from tests.conftest import CASED_TOKENIZER, REPO_ROOT, SHARED
 
 
 def test_finds_local_copy_by_last_part_of_hub_id():

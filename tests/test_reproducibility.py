@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from nerlit.config import REPO_ROOT
 from nerlit.experiments.provenance import git_state
 from nerlit.train import train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 
 def test_run_directory_records_config_versions_commit_and_split(gmb_file: Path, tmp_path: Path):

@@ -13,10 +13,9 @@ import lightning as L
 import pytest
 import torch
 
-from nerlit.config import REPO_ROOT
 from nerlit.errors import NerlitError
 from nerlit.train import train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 
 class KillAtStep(L.Callback):

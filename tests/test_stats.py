@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nerlit.config import REPO_ROOT
-from tests.conftest import make_sentences, write_conll
+from tests.conftest import REPO_ROOT, make_sentences, write_conll
 
 
 def test_stats_cli(tmp_path: Path):

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from nerlit.config import REPO_ROOT
 from nerlit.experiments.sweep import write_sweep_summary
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO_ROOT, tiny_overrides
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:

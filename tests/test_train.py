@@ -10,10 +10,9 @@ from pathlib import Path
 
 import torch
 
-from nerlit.config import REPO_ROOT
 from nerlit.models.module import NerModule
 from nerlit.train import build, train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 
 def test_cli_fast_run_writes_a_complete_run_directory(gmb_file: Path, tmp_path: Path):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nerlit.config import REPO_ROOT
 from nerlit.train import train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 
 def wandb_records(path: Path) -> Iterator:

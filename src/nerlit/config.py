@@ -1,18 +1,24 @@
-"""Hydra/OmegaConf glue shared by the entry points: config location and custom resolvers."""
+"""Hydra/OmegaConf glue shared by the entry points: where the configs are, custom resolvers.
+
+The configs ship inside the package (``conf/`` of the repo is the package ``nerlit.conf``), so an
+installed wheel and a checkout compose the same files. Everything a run writes or reads by default
+is relative to the directory the user runs in, never to where nerlit is installed.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-#: The repository root (``src/nerlit/config.py`` -> repo); ``conf/`` and ``outputs/`` live there.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = str(REPO_ROOT / "conf")
+#: nerlit's own config folder: ``<site-packages>/nerlit/conf`` or, editable, ``<repo>/conf``.
+CONFIG_DIR = str(Path(str(files("nerlit.conf"))).resolve())
 
-if not OmegaConf.has_resolver("nerlit_root"):
-    OmegaConf.register_new_resolver("nerlit_root", lambda: str(REPO_ROOT))
+if not OmegaConf.has_resolver("nerlit_cwd"):
+    # the user's project: where they ran the command (Hydra never changes it: job.chdir=false)
+    OmegaConf.register_new_resolver("nerlit_cwd", lambda: os.getcwd())
 
 
 def configure_wandb_mode() -> str:

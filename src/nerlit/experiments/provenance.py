@@ -9,8 +9,6 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from nerlit.config import REPO_ROOT
-
 #: Packages whose version can change a result or its logging.
 PACKAGES = (
     "nerlit",
@@ -24,7 +22,7 @@ PACKAGES = (
     "numpy",
     "wandb",
     "optuna",
-    "hydra-optuna-sweeper",
+    "optuna-integration",
     "hydra-submitit-launcher",
 )
 
@@ -40,8 +38,13 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
     return versions
 
 
-def git_state(root: Path = REPO_ROOT) -> dict | None:
-    """The checked-out commit and whether tracked files differ from it; None outside a checkout.
+#: A checkout's root when nerlit runs from one (editable install); a wheel has no git state.
+SOURCE_ROOT = Path(__file__).resolve().parents[3]
+
+
+def git_state(root: Path = SOURCE_ROOT) -> dict | None:
+    """The checked-out commit of nerlit's source and whether tracked files differ from it; None
+    for an installed wheel (no checkout around it).
 
     ``--no-optional-locks`` keeps ``git status`` from rewriting the index, so recording
     provenance never changes the repository (or races a git command run beside it).

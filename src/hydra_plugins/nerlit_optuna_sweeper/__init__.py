@@ -1,0 +1,1 @@
+"""nerlit's Optuna sweeper for Hydra (``hparams_search=optuna``)."""
