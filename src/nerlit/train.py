@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgre
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from nerlit import extras
 from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
@@ -32,9 +33,11 @@ log = logging.getLogger(__name__)
 
 def _instantiate_group(group: DictConfig | None) -> list:
     """Callbacks and loggers are dicts of named configs (so overlays can add or drop one)."""
-    if not group:
-        return []
-    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+    configs = [c for c in (group or {}).values() if c is not None and "_target_" in c]
+    for config in configs:
+        if config._target_ in extras.TARGETS:
+            extras.require(extras.TARGETS[config._target_])
+    return [instantiate(c) for c in configs]
 
 
 def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]:
@@ -185,9 +188,15 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 @exit_on_user_error
-def main(cfg: DictConfig) -> float | None:
+def _main(cfg: DictConfig) -> float | None:
     """Returns the best validation F1, so a Hydra sweeper (hparams_search=optuna) maximises it."""
     return train(cfg).get("best_val_f1")
+
+
+def main() -> None:
+    """``nerlit train`` / ``python -m nerlit.train``: a chosen feature's extra is checked first."""
+    exit_on_user_error(extras.require_for_overrides)(sys.argv[1:])
+    _main()
 
 
 if __name__ == "__main__":
