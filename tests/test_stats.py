@@ -1,4 +1,4 @@
-"""python -m nerlit.data.stats: per-split counts, subword percentiles, windows, scheme."""
+"""python -m nerlit.stats: per-split counts, subword percentiles, windows, scheme."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_stats_cli(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "nerlit.data.stats",
+            "nerlit.stats",
             "data=conll",
             f"data.train_file={train}",
             "data.max_length=64",
@@ -50,7 +50,7 @@ def test_stats_cli_bad_file_is_one_clear_line(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "nerlit.data.stats",
+            "nerlit.stats",
             "data=conll",
             f"data.train_file={bad}",
             "model=tiny",

@@ -1,9 +1,17 @@
-"""What every ``python -m nerlit.<verb>`` entry point shares."""
+"""The ``nerlit`` command: ``nerlit train|evaluate|predict|export|stats [overrides]``.
+
+One console script with verbs, as spaCy's; each verb is the Hydra app ``python -m nerlit.<verb>``
+(which keeps working), so every verb takes Hydra's own flags: ``--help``, ``-m``, ``--cfg job``,
+``--config-dir DIR`` (a folder of your own config groups, searched beside nerlit's; name your
+options differently from ours, since on the same name Hydra takes nerlit's).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import importlib
+import sys
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from nerlit.errors import NerlitError
@@ -12,6 +20,35 @@ T = TypeVar("T")
 
 #: Errors in the user's input or setup, whose messages already name the file, line and fix.
 USER_ERRORS = (NerlitError, FileNotFoundError)
+
+#: verb -> (module, what it does)
+VERBS = {
+    "train": (
+        "nerlit.train",
+        "fine-tune an encoder, test the best checkpoint, write a run folder",
+    ),
+    "evaluate": ("nerlit.evaluate", "score a checkpoint or exported model on a split or a file"),
+    "predict": ("nerlit.predict", "tag a text, JSONL or CoNLL file with a trained model"),
+    "export": ("nerlit.export", "write a checkpoint as a Hugging Face model folder"),
+    "stats": ("nerlit.stats", "what a corpus looks like to the configured model"),
+}
+
+USAGE = """usage: nerlit <command> [key=value ...] [group=option ...] [hydra flags]
+
+Fine-tune BERT-family encoders for named entity recognition.
+
+commands:
+{commands}
+
+examples:
+  nerlit train data=conll data.train_file=train.txt data.val_file=dev.txt data.test_file=test.txt
+  nerlit train -m optimizer.lr=3e-5,5e-5 seed=1,2,3
+  nerlit train --config-dir ./configs experiment=my_recipe
+  nerlit evaluate ckpt_path=outputs/train/runs/RUN/checkpoints/last.ckpt data.test_file=test.conll
+  nerlit predict ckpt_path=MODEL input=texts.txt output=entities.jsonl
+
+`nerlit <command> --help` lists what that command reads; runs go to ./outputs/.
+"""
 
 
 def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
@@ -25,3 +62,35 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(f"nerlit: {error}") from None
 
     return wrapper
+
+
+def usage() -> str:
+    width = max(map(len, VERBS))
+    commands = "\n".join(f"  {verb:<{width}}  {text}" for verb, (_, text) in VERBS.items())
+    return USAGE.format(commands=commands)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Dispatch ``nerlit <verb> ...`` to the verb's Hydra app with the remaining arguments."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    if args[0] in ("-V", "--version"):
+        from nerlit import __version__
+
+        print(f"nerlit {__version__}")
+        return
+    verb = args[0]
+    if verb not in VERBS:
+        raise SystemExit(
+            f"nerlit: unknown command {verb!r}; choose one of {', '.join(VERBS)} (nerlit --help)"
+        )
+    module = importlib.import_module(VERBS[verb][0])
+    # Hydra parses sys.argv; argv[0] names the program in its messages
+    sys.argv = [f"nerlit {verb}", *args[1:]]
+    module.main()
+
+
+if __name__ == "__main__":
+    main()

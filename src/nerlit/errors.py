@@ -25,3 +25,7 @@ class CorpusFormatError(DataError):
 
 class ModelNotFoundError(NerlitError, RuntimeError):
     """No local copy of a model and no reachable hub; the message says how to fix it."""
+
+
+class MissingExtraError(NerlitError, ImportError):
+    """A chosen feature's optional dependencies are not installed; names the pip command."""

@@ -1,4 +1,4 @@
-"""``python -m nerlit.data.stats data=...``: per-split counts as the configured model sees them.
+"""``python -m nerlit.stats data=...``: per-split counts as the configured model sees them.
 
 Read before training: how many entities of each type, how long sentences are in subwords, how
 many exceed the window and will be split, which tag scheme was detected and what was repaired.

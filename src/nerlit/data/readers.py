@@ -26,7 +26,11 @@ FORMATS = ("conll", "jsonl", "gmb")
 
 def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such corpus file (check the data.*_file settings)")
+        raise FileNotFoundError(
+            f"{path}: no such corpus file. Check the data.*_file settings; the presets (data=gmb, "
+            "data=conll2003) read under paths.data_dir: set NERLIT_DATA_DIR to the folder holding "
+            "gmb/ and conll2003/"
+        )
     data = path.read_bytes()
     return gzip.decompress(data) if path.suffix == ".gz" else data
 

@@ -10,10 +10,14 @@ boundary error therefore shows as one missed plus one spurious, as it costs in F
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from nerlit import extras
 from nerlit.evaluation.metrics import extract_entities
+
+log = logging.getLogger(__name__)
 
 NONE = "(none)"
 
@@ -75,10 +79,26 @@ def write_confusion(
     directory: str | Path,
     mode: str = "strict",
     title: str = "Entity types",
+    plot: bool | None = None,
 ) -> dict:
-    """confusion.json and confusion.png in ``directory``."""
+    """confusion.json, and confusion.png in ``directory``.
+
+    ``plot``: True draws the PNG (stops with the install command if matplotlib, the ``plots``
+    extra, is missing); None draws it when matplotlib is installed and otherwise says once how to
+    get it; False skips it. The JSON holds the same counts either way.
+    """
     confusion = entity_confusion(gold, pred, mode)
     directory = Path(directory)
     (directory / "confusion.json").write_text(json.dumps(confusion, indent=1))
-    plot_confusion(confusion, directory / "confusion.png", title)
+    feature = "the confusion-matrix PNG (plot=true)"
+    if plot:
+        extras.require(feature)
+    if plot is None and not extras.installed("matplotlib"):
+        log.warning(
+            'confusion.png skipped: the plots extra is not installed (pip install "nerlit[plots]");'
+            " confusion.json has the counts"
+        )
+        return confusion
+    if plot is not False:
+        plot_confusion(confusion, directory / "confusion.png", title)
     return confusion

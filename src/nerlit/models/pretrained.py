@@ -87,8 +87,8 @@ def resolve_pretrained(
         f"Cannot load model {name!r}: no local copy and the Hugging Face hub is unreachable "
         f"(offline). Looked in: {', '.join(looked_in)}. Fix: download it where there is a network "
         f"(`hf download {name} --local-dir DIR`) and run with model.pretrained=DIR, or put it "
-        f"under paths.models_dir, or train a random-init encoder with model.from_scratch=true "
-        f"model.pretrained=DIR_WITH_CONFIG_AND_TOKENIZER."
+        f"under paths.models_dir (NERLIT_MODELS_DIR=DIR), or train a random-init encoder with "
+        f"model.from_scratch=true model.pretrained=DIR_WITH_CONFIG_AND_TOKENIZER."
     )
 
 
