@@ -11,7 +11,7 @@ NERLIT_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 export NERLIT_DATA_DIR ?= $(NERLIT_SHARED_DIR)/data
 export NERLIT_MODELS_DIR ?= $(NERLIT_SHARED_DIR)/models
 
-.PHONY: install train test test-slow lint format clean bench bench-train bench-inference
+.PHONY: install train test test-slow lint format clean wheel bench bench-train bench-inference
 
 install: $(VENV)/.installed
 
@@ -41,7 +41,13 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
+
+## dist/nerlit-<version>-py3-none-any.whl, offline (no build isolation), from a clean build folder
+wheel: install
+	rm -rf build dist
+	$(PIP) wheel -q --no-deps --no-build-isolation -w dist .
+	rm -rf build
 
 ## Tagger vs the HF pipeline on 2,000 GMB test sentences: ARGS="--model DIR" (else fine-tunes MiniLM first)
 bench-inference: install
