@@ -1,8 +1,19 @@
-"""``python -m nerlit.evaluate ckpt_path=... data=...``: score a model on a split, as training does.
+"""``python -m nerlit.evaluate ckpt_path=...``: score a model on held-out data, as training does.
 
-The split comes from the same ``data`` configs as training (same files, same seeded split), and the
-words are tagged by :class:`nerlit.Tagger`, so the scores are those of what users will run. The
-sentences' documents go along, so a model trained with document context sees it here too.
+What is scored depends on what ``data`` names (conf/evaluate.yaml):
+
+- nothing: the run's own split, rebuilt from the data settings the checkpoint recorded, so the
+  score is the one ``trainer.test`` gave, with no data flags to get wrong;
+- ``data.test_file`` (or ``data.val_file``) and no train file: that file alone, read with the
+  options given, else inferred from its name;
+- ``data=PRESET`` or a train file: the split carved from the same files, with the same seed, as
+  training carves it.
+
+A checkpoint also records fingerprints of the sentences it trained on, and scores on those would
+flatter the model, so a split holding them is refused unless ``allow_train_overlap=true``; the
+count goes to metrics.json. The words are tagged by :class:`nerlit.Tagger`, so the scores are
+those of what users will run, and the sentences' documents go along, so a model trained with
+document context sees it here too.
 """
 
 from __future__ import annotations
@@ -10,29 +21,78 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
-from nerlit.data.corpus import load_corpus
+from nerlit.data.corpus import infer_format, load_corpus, load_file
+from nerlit.data.datamodule import fingerprint, fingerprint_set
 from nerlit.data.types import Sentence
+from nerlit.errors import DataError
 from nerlit.evaluation.confusion import write_confusion
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_report
 from nerlit.inference.loading import OptionError, quiet_transformers
 from nerlit.inference.tagger import Tagger
+from nerlit.models.module import DATA_KEY
 
 log = logging.getLogger(__name__)
 
+SPLITS = ("train", "val", "test")
+_NAME_WHAT = "name what to score with data.test_file=FILE (or data.val_file=FILE) or data=PRESET"
 
-def read_split(data: DictConfig, split: str) -> tuple[str, list[Sentence]]:
-    """The corpus name and one split's gold sentences, read with the data config's options."""
-    if split not in ("train", "val", "test"):
-        raise OptionError(f"split={split!r}: expected train, val or test")
+
+class TrainOverlapError(DataError):
+    """The split to score holds sentences the model was trained on."""
+
+
+@dataclass
+class EvalSplit:
+    """The gold sentences to score and where they came from (recorded in metrics.json)."""
+
+    name: str
+    split: str
+    sentences: list[Sentence]
+    #: checkpoint (the run's recorded data), file (one standalone file) or config (data=...)
+    source: str
+    options: dict = field(default_factory=dict)
+
+
+def read_data_record(ckpt_path: str | Path) -> dict | None:
+    """The data record a nerlit checkpoint keeps (``NerModule.on_save_checkpoint``), else None.
+
+    Exported folders and checkpoints of older nerlit versions have none. The file is memory-mapped,
+    so its weights are not read a second time for the record's sake.
+    """
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        return None
+    for mmap in (True, False):  # the legacy (non-zip) format cannot be mapped
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+            break
+        except Exception:  # noqa: BLE001 - not a checkpoint: loading the model says so
+            continue
+    else:
+        return None
+    return checkpoint.get(DATA_KEY) if isinstance(checkpoint, dict) else None
+
+
+def _corpus_split(options: dict, split: str) -> tuple[str, list[Sentence]]:
+    accepted = inspect.signature(load_corpus).parameters
+    corpus, _ = load_corpus(**{k: v for k, v in options.items() if k in accepted})
+    return corpus.name, corpus.splits()[split]
+
+
+def _data_options(data: DictConfig | None) -> dict:
+    if data is None:
+        return {}
     try:
         options = OmegaConf.to_container(data, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as error:
@@ -40,9 +100,153 @@ def read_split(data: DictConfig, split: str) -> tuple[str, list[Sentence]]:
             f"data.{error.key} is required: pass it (data.{error.key}=...) or pick a preset "
             f"(data=gmb, data=conll2003)"
         ) from None
-    accepted = inspect.signature(load_corpus).parameters
-    corpus, _ = load_corpus(**{k: v for k, v in options.items() if k in accepted})
-    return corpus.name, corpus.splits()[split]
+    return options
+
+
+def read_split(data: DictConfig, split: str) -> tuple[str, list[Sentence]]:
+    """The corpus name and one split's gold sentences, read with the data config's options."""
+    if split not in SPLITS:
+        raise OptionError(f"split={split!r}: expected train, val or test")
+    return _corpus_split(_data_options(data), split)
+
+
+def _standalone(options: dict, split: str) -> EvalSplit:
+    """One val or test file, no train file: the split is the file's own."""
+    files = {s: options.get(f"{s}_file") for s in ("val", "test") if options.get(f"{s}_file")}
+    if split not in files:
+        if split == "train" or len(files) > 1:
+            raise OptionError(
+                f"split={split}: no data.{split}_file given (data.train_file, or a preset with "
+                f"data=..., carves the splits as training does)"
+            )
+        (split,) = files
+    reading = {
+        k: options[k]
+        for k in ("format", "encoding", "token_column", "tag_column", "scheme")
+        if options.get(k) is not None
+    }
+    sentences, report = load_file(files[split], split, **reading)
+    reading.update(format=reading.get("format") or infer_format(files[split]), scheme=report.scheme)
+    path = str(Path(files[split]).expanduser().resolve())
+    scoring = {k: options[k] for k in ("unknown_labels", "reference_types") if k in options}
+    options = {f"{split}_file": path, **reading, **scoring}
+    return EvalSplit(Path(path).name, split, sentences, "file", options)
+
+
+def _recorded(record: dict | None, given: dict, split: str, ckpt_path: str) -> EvalSplit:
+    """The run's own data settings (with any options given on top), split as training did."""
+    if record is None:
+        kind = "an exported model folder" if Path(ckpt_path).is_dir() else "a checkpoint"
+        raise OptionError(
+            f"{ckpt_path} is {kind} with no record of the data it was trained on; {_NAME_WHAT} "
+            f"(e.g. data=gmb)"
+        )
+    options = {**record["config"], **given}
+    try:
+        name, sentences = _corpus_split(options, split)
+    except FileNotFoundError as error:
+        raise OptionError(f"the run's data is gone ({error}); {_NAME_WHAT}") from None
+    recorded = fingerprint_set(record["fingerprints"].get(split))
+    now = {fingerprint(s.words) for s in sentences}
+    if not given and split != "train" and now != recorded:
+        log.warning(
+            "the %s split read from the run's files differs from the one it was tested on "
+            "(%d of its %d distinct sentences are new): have the files changed?",
+            split,
+            len(now - recorded),
+            len(now),
+        )
+    return EvalSplit(name, split, sentences, "checkpoint", options)
+
+
+def resolve_split(data: DictConfig | None, split: str, record: dict | None, ckpt: str) -> EvalSplit:
+    """Which sentences to score: the recorded split, one file, or a split carved as in training.
+
+    The data node of conf/evaluate.yaml holds only nulls until the user sets something, so what
+    is set tells the three cases apart; a preset (``data=gmb``) brings a ``_target_``.
+    """
+    if split not in SPLITS:
+        raise OptionError(f"split={split!r}: expected train, val or test")
+    options = _data_options(data)
+    given = {k: v for k, v in options.items() if v is not None}
+    if given.get("train_file"):
+        given.setdefault("format", infer_format(given["train_file"]))
+        name, sentences = _corpus_split(given, split)
+        return EvalSplit(name, split, sentences, "config", given)
+    if given.get("val_file") or given.get("test_file"):
+        return _standalone(given, split)
+    if "_target_" in given:  # a preset with no file of its own (data=conll, data=jsonl)
+        raise OptionError(
+            "data.train_file is required to carve the splits: pass it (data.train_file=...), "
+            "or score one file with data.test_file=FILE"
+        )
+    return _recorded(record, given, split, ckpt)
+
+
+def train_overlap(sentences: list[Sentence], record: dict, split: str) -> list[Sentence]:
+    """The sentences the model trained on, less text duplicates of the run's own held-out split.
+
+    A random split of a corpus with repeated short sentences (GMB) puts some texts both in train
+    and in val/test; those held-out copies were scored by the run itself, so they do not count.
+    """
+    trained = fingerprint_set(record["fingerprints"].get("train"))
+    exempt = set() if split == "train" else fingerprint_set(record["fingerprints"].get(split))
+    overlap = []
+    for sentence in sentences:
+        key = fingerprint(sentence.words)
+        if key in trained and key not in exempt:
+            overlap.append(sentence)
+    return overlap
+
+
+def check_train_overlap(data: EvalSplit, record: dict | None, allow: bool) -> int | None:
+    """How many sentences of the split the model trained on (None: unknown); refuses any."""
+    if record is None:
+        log.warning("the model keeps no record of its train sentences: overlap not checked")
+        return None
+    overlap = train_overlap(data.sentences, record, data.split)
+    if overlap:
+        words = " ".join(overlap[0].words)
+        words = words if len(words) <= 60 else words[:57] + "..."
+        what = (
+            f"the model trained on {len(overlap)} of the {len(data.sentences)} {data.split} "
+            f"sentences of {data.name} (the first: {words!r})"
+        )
+        if not allow:
+            own = "test" if data.split == "train" else data.split
+            raise TrainOverlapError(
+                f"{what}: their scores would flatter it. Score held-out data (with no data "
+                f"arguments: the run's own {own} split), or pass allow_train_overlap=true"
+            )
+        log.warning("%s; scored anyway (allow_train_overlap=true)", what)
+    return len(overlap)
+
+
+def unknown_to_o(sentences: list[Sentence], labels: list[str]) -> tuple[list[Sentence], int]:
+    """Words whose type the model does not know tagged O, as ``data.unknown_labels=o`` trains."""
+    known = {label[2:] for label in labels if label != "O"}
+    out, count = [], 0
+    for sentence in sentences:
+        tags = tuple(t if t == "O" or t[2:] in known else "O" for t in sentence.tags)
+        count += sum(a != b for a, b in zip(tags, sentence.tags))
+        out.append(replace(sentence, tags=tags) if tags != sentence.tags else sentence)
+    return out, count
+
+
+def with_run_windows(cfg: DictConfig, record: dict | None) -> DictConfig:
+    """``max_length``/``stride`` left null take the run's (``data.max_length``/``data.stride``).
+
+    A long sentence's words are predicted in overlapping windows, so the run's test score is
+    reproduced only with the windows it was tested with.
+    """
+    recorded = (record or {}).get("config") or {}
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        if cfg.get("max_length") is None:
+            cfg.max_length = recorded.get("max_length")
+        if cfg.get("stride") is None:
+            cfg.stride = recorded.get("stride") or 64
+    return cfg
 
 
 def write_predictions(sentences: list[Sentence], pred: list[list[str]], path: Path) -> None:
@@ -59,8 +263,15 @@ def evaluate(cfg: DictConfig) -> dict:
     quiet_transformers()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tagger = Tagger.from_config(cfg)
-    name, sentences = read_split(cfg.data, cfg.split)
+    record = read_data_record(cfg.ckpt_path)
+    tagger = Tagger.from_config(with_run_windows(cfg, record))
+    data = resolve_split(cfg.get("data"), cfg.split, record, str(cfg.ckpt_path))
+    overlap = check_train_overlap(data, record, bool(cfg.get("allow_train_overlap")))
+    sentences = data.sentences
+    if data.options.get("unknown_labels") == "o":
+        sentences, mapped = unknown_to_o(sentences, tagger.labels)
+        if mapped:
+            log.warning("%d words had types the model does not know and were tagged O", mapped)
     known = {label[2:] for label in tagger.labels if label != "O"}
     unseen = sorted({t[2:] for s in sentences for t in s.tags if t != "O"} - known)
     if unseen:
@@ -69,18 +280,39 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     gold = [list(s.tags) for s in sentences]
     pred = tagger.predict_tags([s.words for s in sentences], [s.document for s in sentences])
-    reference = list(cfg.data.get("reference_types") or [])
-    scores = entity_scores(gold, pred, cfg.eval_mode, reference)
+    reference = data.options.get("reference_types")
+    if reference is None:  # a standalone file: the types the model was trained to report
+        reference = (getattr(tagger.model.config, "nerlit", None) or {}).get("reference_types")
+    scores = entity_scores(gold, pred, cfg.eval_mode, list(reference or []))
     scores["checkpoint"] = str(cfg.ckpt_path)
-    scores["split"] = cfg.split
+    scores["split"] = data.split
     scores["decode"] = cfg.decode
-    title = f"{name} {cfg.split}, {cfg.decode} decoding"
+    scores["data"] = {"source": data.source, "sentences": len(sentences), **_shown(data.options)}
+    scores["train_overlap"] = overlap
+    title = f"{data.name} {data.split}, {cfg.decode} decoding"
     write_report(scores, out, title=title)
-    write_confusion(gold, pred, out, cfg.eval_mode, title=f"{name} {cfg.split}: entity types")
+    write_confusion(gold, pred, out, cfg.eval_mode, title=f"{data.name} {data.split}: entity types")
     write_predictions(sentences, pred, out / "predictions.conll")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("report, confusion.png and predictions.conll in %s", out)
     return scores
+
+
+def _shown(options: dict) -> dict:
+    """The reading options worth keeping beside the scores (no Hydra keys, no batch sizes)."""
+    keep = (
+        "train_file",
+        "val_file",
+        "test_file",
+        "format",
+        "encoding",
+        "token_column",
+        "tag_column",
+        "scheme",
+        "split_fractions",
+        "split_seed",
+    )
+    return {k: options[k] for k in keep if options.get(k) is not None}
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate.yaml")

@@ -65,6 +65,7 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
         tokenizer_dir=str(out / "tokenizer"),
         encoder=encoder,
         context=cfg.data.get("context", 0),
+        data_record=datamodule.data_record(),
     )
     if "wandb" in (cfg.get("logger") or {}):
         configure_wandb_mode()

@@ -44,6 +44,29 @@ def split_sentences(
     return pick[:n_train], pick[n_train : n_train + n_val], pick[n_train + n_val :]
 
 
+def _to_iob2(split: str, sentences: list[Sentence], report: CorpusReport) -> list[Sentence]:
+    """One split in ``report.scheme`` -> IOB2, empty sentences dropped; both counted in report."""
+    kept, repaired = [], 0
+    for sentence in sentences:
+        if not sentence.words:
+            continue
+        tags, fixed = to_iob2(sentence.tags, report.scheme)
+        repaired += fixed
+        kept.append(replace(sentence, tags=tuple(tags)))
+    report.empty_skipped[split] = len(sentences) - len(kept)
+    report.repaired_tags[split] = repaired
+    if repaired:
+        log.warning(
+            "%s: repaired %d invalid %s tags (an I- that continues no entity starts one)",
+            split,
+            repaired,
+            report.scheme,
+        )
+    if report.empty_skipped[split]:
+        log.warning("%s: skipped %d empty sentences", split, report.empty_skipped[split])
+    return kept
+
+
 def load_corpus(
     train_file: str | Path,
     val_file: str | Path | None = None,
@@ -73,27 +96,7 @@ def load_corpus(
     report = CorpusReport()
     report.scheme = detect_scheme(s.tags for s in raw["train"]) if scheme == "auto" else scheme
     log.info("tag scheme: %s%s", report.scheme, " (detected)" if scheme == "auto" else "")
-    splits: dict[str, list[Sentence]] = {}
-    for split, sentences in raw.items():
-        kept, repaired = [], 0
-        for sentence in sentences:
-            if not sentence.words:
-                continue
-            tags, fixed = to_iob2(sentence.tags, report.scheme)
-            repaired += fixed
-            kept.append(replace(sentence, tags=tuple(tags)))
-        report.empty_skipped[split] = len(sentences) - len(kept)
-        report.repaired_tags[split] = repaired
-        if repaired:
-            log.warning(
-                "%s: repaired %d invalid %s tags (an I- that continues no entity starts one)",
-                split,
-                repaired,
-                report.scheme,
-            )
-        if report.empty_skipped[split]:
-            log.warning("%s: skipped %d empty sentences", split, report.empty_skipped[split])
-        splits[split] = kept
+    splits = {split: _to_iob2(split, sentences, report) for split, sentences in raw.items()}
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         share = {s: f for s, f in zip(SPLITS, split_fractions)}
@@ -109,3 +112,37 @@ def load_corpus(
     sources = {s: str(p) for s, p in files.items() if p}
     corpus = Corpus(**splits, name=name or Path(train_file).stem, sources=sources)
     return corpus, report
+
+
+def infer_format(path: str | Path) -> str:
+    """The reader a file's name suggests: ``.jsonl`` -> jsonl, ``.csv(.gz)`` -> gmb, else conll."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    return "gmb" if name.endswith(".csv") else "conll"
+
+
+def load_file(
+    path: str | Path,
+    split: str = "test",
+    format: str | None = None,
+    encoding: str | None = None,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+) -> tuple[list[Sentence], CorpusReport]:
+    """One file as one IOB2 split, with no train file: what a user scores a model on.
+
+    ``format=None`` infers it from the name (:func:`infer_format`); ``scheme='auto'`` detects it
+    from this file's own tags, as :func:`load_corpus` does from train's.
+    """
+    if scheme not in SCHEMES:
+        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
+    format = format or infer_format(path)
+    sentences = read_sentences(path, format, encoding, token_column, tag_column)
+    report = CorpusReport()
+    report.scheme = detect_scheme(s.tags for s in sentences) if scheme == "auto" else scheme
+    log.info(
+        "%s: %s, tag scheme %s%s", path, format, report.scheme, " (detected)" * (scheme == "auto")
+    )
+    return _to_iob2(split, sentences, report), report

@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MaxMetric
 from transformers import AutoConfig, AutoModel
 
 from nerlit.data.casing import NUM_CASINGS
@@ -21,6 +22,9 @@ from nerlit.models.heads import CRF, HEADS, compact
 from nerlit.models.optim import parameter_groups
 
 log = logging.getLogger(__name__)
+
+#: where ``on_save_checkpoint`` puts the run's data record (``NerDataModule.data_record``)
+DATA_KEY = "nerlit_data"
 
 
 def encoder_from_config(encoder_config: dict) -> nn.Module:
@@ -35,7 +39,10 @@ class NerModule(L.LightningModule):
     The checkpoint holds the encoder's config and the label list, so ``load_from_checkpoint``
     rebuilds the model with no network and no access to the original weights. ``context`` (the
     data's document-context size) is not used here: it is recorded in the hyperparameters so
-    that inference builds the same inputs as training did.
+    that inference builds the same inputs as training did. ``data_record`` (the data config and
+    the fingerprints of each split's sentences) goes into the checkpoint beside them, not into
+    the hyperparameters, which loggers copy: ``nerlit.evaluate`` reads it to score the run's own
+    held-out split and to refuse sentences the model trained on.
     """
 
     def __init__(
@@ -53,9 +60,11 @@ class NerModule(L.LightningModule):
         case_features: bool = False,
         encoder: nn.Module | None = None,
         context: int = 0,
+        data_record: dict | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["encoder", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["encoder", "optimizer", "scheduler", "data_record"])
+        self.data_record = data_record
         self.encoder = encoder if encoder is not None else encoder_from_config(encoder_config)
         # transformers' from_pretrained returns eval mode and Lightning keeps each submodule's
         # mode, so without this the encoder's dropout would silently stay off during training.
@@ -88,7 +97,10 @@ class NerModule(L.LightningModule):
         self._eval_windows = 0
         self.test_scores: dict | None = None
         self.test_predictions: list[list[str]] = []  # one IOB2 tag per word of each test sentence
-        self.best_val_f1 = 0.0
+        # the best val/f1 so far; a metric state is kept out of state_dict unless persistent,
+        # and a resumed run must go on from the maximum it had, not from scratch
+        self.val_f1_best = MaxMetric()
+        self.val_f1_best.persistent(True)
 
     def forward(
         self,
@@ -206,11 +218,12 @@ class NerModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         scores = self._score("val")
         micro = scores["micro"]
-        if not self.trainer.sanity_checking:
-            self.best_val_f1 = max(self.best_val_f1, micro["f1"])
         for key in ("f1", "precision", "recall"):
             self.log(f"val/{key}", micro[key], prog_bar=key == "f1")
-        self.log("val/f1_best", self.best_val_f1)
+        # the sanity check scores an untrained model on a few batches: no epoch's result
+        if not self.trainer.sanity_checking:
+            self.val_f1_best.update(micro["f1"])
+            self.log("val/f1_best", self.val_f1_best.compute())
 
     def on_test_epoch_end(self) -> None:
         self.test_scores = self._score("test")
@@ -268,3 +281,18 @@ class NerModule(L.LightningModule):
             self._tokenizer_files = {p.name: p.read_bytes() for p in files if p.is_file()}
         if self._tokenizer_files:
             checkpoint["nerlit_tokenizer_files"] = self._tokenizer_files
+        if self.data_record:
+            checkpoint[DATA_KEY] = self.data_record
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the data record, and load checkpoints saved before ``val/f1_best`` was a metric.
+
+        Those lack its state, which a strict ``load_state_dict`` would reject: they get a fresh
+        one (no best yet). A module built with its own record (a resumed run) keeps it.
+        """
+        if self.data_record is None:
+            self.data_record = checkpoint.get(DATA_KEY)
+        state = checkpoint.get("state_dict")
+        if state is not None:
+            for name, value in self.val_f1_best.state_dict(prefix="val_f1_best.").items():
+                state.setdefault(name, value.clone())
