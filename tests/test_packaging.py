@@ -119,7 +119,7 @@ def test_fit_evaluate_predict_in_an_empty_user_directory(installed, tmp_path: Pa
     ckpt = Path(summary["best_checkpoint"])
     assert ckpt.is_file() and ckpt.is_relative_to(work)
     split = json.loads((run / "split.json").read_text())
-    # assert split["sources"]["train"] == str(work / "train.conll")
+    assert split["sources"]["train"] == str(work / "train.conll")
 
     evaluated = _run(
         installed,

@@ -291,7 +291,8 @@ def evaluate(cfg: DictConfig) -> dict:
     scores["train_overlap"] = overlap
     title = f"{data.name} {data.split}, {cfg.decode} decoding"
     write_report(scores, out, title=title)
-    write_confusion(gold, pred, out, cfg.eval_mode, title=f"{data.name} {data.split}: entity types")
+    title = f"{data.name} {data.split}: entity types"
+    write_confusion(gold, pred, out, cfg.eval_mode, title=title, plot=cfg.get("plot"))
     write_predictions(sentences, pred, out / "predictions.conll")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("report, confusion.png and predictions.conll in %s", out)

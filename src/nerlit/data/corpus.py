@@ -109,7 +109,7 @@ def load_corpus(
         splits.update({s: part for s, part in (("val", val), ("test", test)) if s in missing})
         report.carved_from_train = missing
         log.info("%s carved from %s (seed %d)", " and ".join(missing), train_file, split_seed)
-    sources = {s: str(p) for s, p in files.items() if p}
+    sources = {s: str(Path(p).expanduser().resolve()) for s, p in files.items() if p}
     corpus = Corpus(**splits, name=name or Path(train_file).stem, sources=sources)
     return corpus, report
 
