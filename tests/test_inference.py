@@ -11,8 +11,9 @@ import torch
 from nerlit import Tagger
 from nerlit.data.encoding import IGNORE_INDEX, SubwordEncoder, collate_windows
 from nerlit.data.types import Sentence
-from nerlit.inference.loading import TOKENIZER_KEY, ModelLoadError, export_huggingface
-from nerlit.inference.spans import allowed_transitions, transition_scores
+from nerlit.errors import ModelLoadError
+from nerlit.inference.loading import TOKENIZER_KEY, export_huggingface
+from nerlit.models.decoding import allowed_transitions, transition_scores
 from nerlit.models.module import NerModule
 from nerlit.train import train
 from tests.conftest import compose_train, make_sentences, write_gmb_csv

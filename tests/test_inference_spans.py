@@ -1,4 +1,4 @@
-"""Decoding: Viterbi finds the best valid sequence; tags group into entities like the pipeline."""
+"""Decoding: Viterbi finds the best valid sequence; entities get the words' offsets and scores."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ import itertools
 import pytest
 import torch
 
-from nerlit.inference.spans import (
-    allowed_transitions,
-    entities_from_tags,
-    iob2_tags,
-    viterbi,
-)
+from nerlit.data.schemes import spans, tags_from_spans
+from nerlit.inference.spans import entities_from_tags, viterbi
+from nerlit.models.decoding import allowed_transitions
 
 IOB2 = ["O", "B-per", "I-per", "B-geo", "I-geo"]
 BIOES = ["O", "B-per", "I-per", "E-per", "S-per"]
@@ -54,28 +51,6 @@ def test_viterbi_repairs_what_argmax_gets_wrong():
     assert viterbi([scores], transitions, first, last) == [[0, 1, 2]]
 
 
-def _spans(tags):
-    words = [(f"w{i}", 3 * i, 3 * i + 2) for i in range(len(tags))]
-    text = " ".join(w for w, _, _ in words)
-    return [
-        (e.label, e.word_start, e.word_end)
-        for e in entities_from_tags(tags, [1.0] * len(tags), words, text)
-    ]
-
-
-def test_grouping_follows_the_pipeline():
-    assert _spans(["B-per", "I-per", "O", "B-geo"]) == [("per", 0, 2), ("geo", 3, 4)]
-    assert _spans(["O", "I-per", "I-per"]) == [("per", 1, 3)]  # a stray I- starts an entity
-    assert _spans(["B-per", "B-per"]) == [("per", 0, 1), ("per", 1, 2)]
-    assert _spans(["B-per", "I-geo"]) == [("per", 0, 1), ("geo", 1, 2)]
-    assert _spans(["per", "per", "O"]) == [("per", 0, 2)]  # bare labels continue, as in HF
-    assert _spans(["S-per", "B-per", "I-per", "E-per", "S-geo"]) == [
-        ("per", 0, 1),
-        ("per", 1, 4),
-        ("geo", 4, 5),
-    ]
-
-
 def test_entity_text_offsets_and_score():
     text = "Angela Merkel  visited Berlin"
     words = [("Angela", 0, 6), ("Merkel", 7, 13), ("visited", 15, 22), ("Berlin", 23, 29)]
@@ -86,4 +61,6 @@ def test_entity_text_offsets_and_score():
         ("Angela Merkel", 0, 13, 0.75),
         ("Berlin", 23, 29, 0.8),
     ]
-    assert iob2_tags(entities, 4) == ["B-per", "I-per", "O", "B-geo"]
+    found = [(e.label, e.word_start, e.word_end) for e in entities]
+    assert found == spans(["B-per", "I-per", "O", "B-geo"])
+    assert tags_from_spans(found, 4) == ["B-per", "I-per", "O", "B-geo"]

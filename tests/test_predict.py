@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 
 from nerlit import Tagger
+from nerlit.config import CONFIG_DIR
+from nerlit.data.types import Entity
 from nerlit.errors import DataError
 from nerlit.inference.files import predict_file
 from nerlit.inference.html import render_html, type_colour
-from nerlit.inference.spans import Entity
+from nerlit.predict import predict
 from tests.conftest import REPO_ROOT
 from tests.test_inference import tiny_checkpoint
 
@@ -78,6 +81,56 @@ def test_conll_appends_a_tag_column_and_keeps_the_layout(tagger: Tagger, tmp_pat
         == tagger.predict_tags([["John", "Smith", "left"], ["Paris", "."]])[0]
         + (tagger.predict_tags([["Paris", "."]])[0])
     )
+
+
+class _RecordingTagger:
+    """Stands in for Tagger: records the sentences it is given, tags each first word B-loc."""
+
+    def __init__(self) -> None:
+        self.sentences: list[list[str]] = []
+
+    def predict_tags(self, sentences, documents=None) -> list[list[str]]:
+        self.sentences += [list(s) for s in sentences]
+        return [["B-loc"] + ["O"] * (len(s) - 1) for s in sentences]
+
+
+@pytest.mark.parametrize(
+    ("text", "token_column", "words"),
+    [
+        ("New York\tB-LOC\nis\tO\n\nfine\tO\n", 0, [["New York", "is"], ["fine"]]),
+        ("1\tNew York\tB-LOC\n2\tis\tO\n", 1, [["New York", "is"]]),
+        ("1 Paris NNP\n2 is VBZ\n", 1, [["Paris", "is"]]),
+        ("-DOCSTART-\n\nParis\nis\n", 0, [["Paris", "is"]]),  # words alone, no tag column
+    ],
+)
+def test_conll_words_are_read_as_training_reads_them(tmp_path: Path, text, token_column, words):
+    source = tmp_path / "in.conll"
+    source.write_text(text)
+    tagger = _RecordingTagger()
+    predict_file(tagger, source, tmp_path / "out.conll", format="conll", token_column=token_column)
+    assert tagger.sentences == words
+    out = (tmp_path / "out.conll").read_text().splitlines()
+    lines = text.splitlines()
+    assert [line.rsplit(maxsplit=1)[0] if line else line for line in out] == lines
+    assert sum(line.endswith("B-loc") for line in out) == len(words)
+
+
+def test_conll_without_the_token_column_names_the_line(tmp_path: Path):
+    source = tmp_path / "in.conll"
+    source.write_text("Paris\tB-LOC\n\nis\n")
+    with pytest.raises(DataError, match=r"in\.conll, line 3: no column 1"):
+        predict_file(_RecordingTagger(), source, tmp_path / "out", format="conll", token_column=1)
+
+
+def test_cli_config_reads_conll_through_token_column(ckpt: Path, tmp_path: Path):
+    source = tmp_path / "in.tsv"
+    source.write_text("1\tNew York\tB-LOC\n2\tis\tO\n")
+    overrides = [f"ckpt_path={ckpt}", f"input={source}", f"output={tmp_path}/out.tsv"]
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("predict.yaml", [*overrides, "format=conll", "token_column=1"])
+    assert predict(cfg).words == 2
+    lines = (tmp_path / "out.tsv").read_text().splitlines()
+    assert [line.rsplit("\t", 1)[0] for line in lines] == ["1\tNew York\tB-LOC", "2\tis\tO"]
 
 
 def test_html_page_is_self_contained_with_a_legend(tagger: Tagger, tmp_path: Path):

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from nerlit.data.readers import (
-    CorpusFormatError,
+    conll_blocks,
     read_conll_file,
     read_gmb_file,
     read_jsonl_file,
     read_sentences,
 )
+from nerlit.errors import CorpusFormatError
 from tests.conftest import make_sentences, write_conll, write_gmb_csv
 
 # --- GMB ---------------------------------------------------------------------------------
@@ -83,6 +84,20 @@ def test_conll_tab_separated_token_with_space(tmp_path: Path):
     path.write_text("New York\tB-LOC\nis\tO\n\nfine\tO\n")
     read = read_conll_file(path)
     assert read[0].words == ("New York", "is")
+
+
+def test_conll_blocks_keep_the_lines_and_need_no_tag_column():
+    lines = ["Rome", "-DOCSTART- -X- O", "", "New York\tNNP", "is  VBZ", " ", "", "Paris"]
+    blocks = list(conll_blocks(enumerate(lines, start=1), "f.txt"))
+    assert [(b.start, b.lines, b.columns, b.document) for b in blocks] == [
+        (1, ["Rome"], [["Rome"]], None),
+        (2, ["-DOCSTART- -X- O"], [], "f.txt:2"),
+        (3, [""], [], "f.txt:2"),
+        (4, ["New York\tNNP", "is  VBZ"], [["New York", "NNP"], ["is", "VBZ"]], "f.txt:2"),
+        (6, [" "], [], "f.txt:2"),
+        (7, [""], [], "f.txt:2"),
+        (8, ["Paris"], [["Paris"]], "f.txt:2"),
+    ]
 
 
 def test_conll_columns_are_configurable(tmp_path: Path):

@@ -7,11 +7,15 @@ from hypothesis import strategies as st
 
 from nerlit.data.schemes import (
     bioes_to_iob2,
+    check_tag,
     detect_scheme,
     iob1_to_iob2,
     iob2_to_bioes,
     iob2_to_iob1,
     repair_iob2,
+    spans,
+    split_tag,
+    tags_from_spans,
     to_iob2,
 )
 
@@ -79,3 +83,36 @@ def test_detect_scheme():
     assert detect_scheme([["U-per", "O"]]) == "bioes"
     # IOB2 with a stray I- is still IOB2 (to be repaired), not IOB1
     assert detect_scheme([["B-per", "O", "I-geo"]]) == "iob2"
+
+
+def test_split_and_check_tag():
+    assert split_tag("B-per") == ("B", "per") and split_tag("E-long-type") == ("E", "long-type")
+    assert split_tag("O") == ("O", "") and split_tag("U-per") == ("U", "per")
+    assert split_tag("per") == ("I", "per"), "a bare type is inside an entity, as HF reads it"
+    assert all(map(check_tag, ["O", "B-per", "L-x"]))
+    assert not any(map(check_tag, ["per", "B-", "X-per", ""]))
+
+
+def test_spans_read_any_sequence_like_the_pipeline():
+    assert spans(["B-per", "I-per", "O", "B-geo"]) == [("per", 0, 2), ("geo", 3, 4)]
+    assert spans(["O", "I-per", "I-per"]) == [("per", 1, 3)]  # a stray I- starts an entity
+    assert spans(["B-per", "B-per"]) == [("per", 0, 1), ("per", 1, 2)]
+    assert spans(["B-per", "I-geo"]) == [("per", 0, 1), ("geo", 1, 2)]
+    assert spans(["per", "per", "O"]) == [("per", 0, 2)]  # bare labels continue, as in HF
+    assert spans(["S-per", "B-per", "I-per", "E-per", "S-geo"]) == [
+        ("per", 0, 1),
+        ("per", 1, 4),
+        ("geo", 4, 5),
+    ]
+    assert spans(["E-per", "I-per"]) == [("per", 0, 1), ("per", 1, 2)]  # E- closes
+
+
+@given(valid_iob2)
+def test_spans_and_tags_round_trip(tags):
+    assert tags_from_spans(spans(tags), len(tags)) == tags
+    assert spans(iob2_to_bioes(tags)) == spans(tags)
+
+
+@given(any_tags)
+def test_repair_keeps_the_entities_spans_reads(tags):
+    assert spans(repair_iob2(tags)[0]) == spans(tags)

@@ -29,3 +29,11 @@ class ModelNotFoundError(NerlitError, RuntimeError):
 
 class MissingExtraError(NerlitError, ImportError):
     """A chosen feature's optional dependencies are not installed; names the pip command."""
+
+
+class ModelLoadError(NerlitError, RuntimeError):
+    """The path is not a usable model; the message names it and says how to fix it."""
+
+
+class OptionError(NerlitError, ValueError):
+    """An option with a value nerlit does not know (decode, format, split)."""

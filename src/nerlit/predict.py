@@ -28,6 +28,7 @@ def predict(cfg: DictConfig) -> PredictSummary:
         chunk_size=cfg.chunk_size,
         progress=cfg.progress,
         encoding=cfg.encoding,
+        token_column=cfg.token_column,
     )
     log.info(
         "tagged %d texts, %d entities (%s) -> %s",

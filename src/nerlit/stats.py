@@ -20,6 +20,7 @@ from rich.table import Table
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.data.datamodule import NerDataModule
+from nerlit.data.schemes import spans
 from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
 
 PERCENTILES = (50, 90, 95, 99, 100)
@@ -38,7 +39,7 @@ def corpus_stats(datamodule: NerDataModule) -> dict:
         lengths = [sum(map(len, encoder.word_pieces(s.words))) + n_special for s in sentences] or [
             0
         ]
-        entities = Counter(t[2:] for s in sentences for t in s.tags if t.startswith("B-"))
+        entities = Counter(kind for s in sentences for kind, _, _ in spans(s.tags))
         stats["splits"][split] = {
             "sentences": len(sentences),
             "words": sum(map(len, sentences)),

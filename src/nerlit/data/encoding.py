@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Sampler
 
 from nerlit.data.casing import SPECIAL, word_casing
+from nerlit.data.schemes import split_tag
 from nerlit.data.types import Sentence
 
 IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
@@ -181,7 +182,7 @@ class SubwordEncoder:
         longer than one window is windowed as without context.
         """
         self.word_pieces([w for s in sentences for w in s.words])
-        inside = {t: label2id.get("I-" + t[2:], label2id[t]) for t in label2id if t != "O"}
+        inside = {t: label2id.get(f"I-{split_tag(t)[1]}", i) for t, i in label2id.items()}
         inside["O"] = label2id.get("O", 0)
         windows: list[Window] = []
         for index, sentence in enumerate(sentences):

@@ -11,7 +11,8 @@ import gzip
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from nerlit.data.schemes import check_tag
@@ -62,66 +63,87 @@ def _decoded_lines(path: Path, encoding: str | None) -> Iterator[tuple[int, str]
         yield number, text.rstrip("\r")
 
 
-def read_conll_file(
-    path: str | Path, encoding: str | None = None, token_column: int = 0, tag_column: int = -1
-) -> list[Sentence]:
-    """CoNLL-style columns: one word per line, a whitespace-only line ends a sentence.
+@dataclass(frozen=True)
+class ConllBlock:
+    """Consecutive lines of a CoNLL file: a sentence's word lines with their ``columns``, or one
+    line that holds no word (blank, or a ``-DOCSTART-`` marker) with no columns."""
+
+    start: int  # the first line's number
+    lines: list[str]
+    columns: list[list[str]]
+    document: str | None
+
+
+def conll_blocks(lines: Iterable[tuple[int, str]], name: str) -> Iterator[ConllBlock]:
+    """(line number, text) lines -> blocks; a whitespace-only line ends a sentence.
 
     Columns are tab-separated if the line holds a tab (so a token may contain spaces), else
     separated by runs of spaces. ``-DOCSTART-`` lines are document markers, not words: each
-    starts a document named ``file:line``, which its sentences carry for document context.
-    Sentences before the first marker (all of them in a file without one) have no document,
-    since where their documents begin and end is unknown.
+    starts a document named ``name:line``, which the blocks after it carry (document context).
+    Blocks before the first marker (all of them in a file without one) have no document, since
+    where their documents begin and end is unknown.
     """
+    document: str | None = None
+    start, block, columns = 0, [], []
+    for number, line in lines:
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields] if line.strip() else []
+        if fields and fields[0] != "-DOCSTART-":
+            start = start if block else number
+            block.append(line)
+            columns.append(fields)
+            continue
+        if block:  # a marker right after a word line still ends that sentence
+            yield ConllBlock(start, block, columns, document)
+            block, columns = [], []
+        if fields:
+            document = f"{name}:{number}"
+        yield ConllBlock(number, [line], [], document)
+    if block:
+        yield ConllBlock(start, block, columns, document)
+
+
+def conll_field(fields: list[str], column: int, path: str | Path, number: int) -> str:
+    try:
+        return fields[column]
+    except IndexError:
+        raise CorpusFormatError(
+            path,
+            number,
+            f"no column {column}",
+            f"token_column and tag_column within the line's {len(fields)} columns",
+        ) from None
+
+
+def read_conll_file(
+    path: str | Path, encoding: str | None = None, token_column: int = 0, tag_column: int = -1
+) -> list[Sentence]:
+    """CoNLL-style columns, one word per line (see :func:`conll_blocks`), with a tag column."""
     path = Path(path)
     sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    start, n_cols = 1, None
-    document: str | None = None
-    for number, line in _decoded_lines(path, encoding):
-        if not line.strip():
-            if words:
-                sentences.append(
-                    Sentence(tuple(words), tuple(tags), f"{path.name}:{start}", document)
+    n_cols = None
+    for block in conll_blocks(_decoded_lines(path, encoding), path.name):
+        words, tags = [], []
+        for number, fields in enumerate(block.columns, start=block.start):
+            n_cols = n_cols or len(fields)
+            if len(fields) != n_cols or len(fields) < 2:
+                raise CorpusFormatError(
+                    path,
+                    number,
+                    f"{len(fields)} columns",
+                    f"{max(n_cols, 2)} columns (token ... tag) like the first line",
                 )
-            words, tags, start = [], [], number + 1
-            continue
-        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
-        if fields[0] == "-DOCSTART-":
-            if words:  # a marker right after a word line still ends that sentence
-                sentences.append(
-                    Sentence(tuple(words), tuple(tags), f"{path.name}:{start}", document)
+            tag = conll_field(fields, tag_column, path, number)
+            if not check_tag(tag):
+                raise CorpusFormatError(
+                    path, number, f"unknown tag {tag!r}", "O or B-/I-/E-/S- followed by a type"
                 )
-                words, tags = [], []
-            start, document = number + 1, f"{path.name}:{number}"
-            continue
-        if n_cols is None:
-            n_cols = len(fields)
-        if len(fields) != n_cols or len(fields) < 2:
-            raise CorpusFormatError(
-                path,
-                number,
-                f"{len(fields)} columns",
-                f"{max(n_cols, 2)} columns (token ... tag) like the first line",
+            words.append(conll_field(fields, token_column, path, number))
+            tags.append(tag)
+        if words:
+            sentences.append(
+                Sentence(tuple(words), tuple(tags), f"{path.name}:{block.start}", block.document)
             )
-        try:
-            word, tag = fields[token_column], fields[tag_column]
-        except IndexError:
-            raise CorpusFormatError(
-                path,
-                number,
-                f"no column {token_column} or {tag_column}",
-                f"data.token_column and data.tag_column within the {len(fields)} columns",
-            ) from None
-        if not check_tag(tag):
-            raise CorpusFormatError(
-                path, number, f"unknown tag {tag!r}", "O or B-/I-/E-/S- followed by a type"
-            )
-        words.append(word)
-        tags.append(tag)
-    if words:
-        sentences.append(Sentence(tuple(words), tuple(tags), f"{path.name}:{start}", document))
     if not sentences:
         raise CorpusFormatError(path, None, "the file holds no sentences", "CoNLL column lines")
     return sentences

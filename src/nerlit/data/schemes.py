@@ -1,8 +1,9 @@
-"""Tag schemes: detect IOB1 / IOB2 / BIOES, convert to and from IOB2, repair invalid sequences.
+"""Tag syntax and tag schemes: parse a tag, read entities off tags, convert IOB1 / IOB2 / BIOES.
 
-Internally every gold sequence is IOB2 (B- starts every entity). Repair rule, the one conlleval
-uses to read a sequence: an I-X that does not continue an entity of type X (it follows O, or a
-tag of another type) starts a new entity, so it becomes B-X. No tag is ever dropped.
+Internally every gold sequence is IOB2 (B- starts every entity). Entities are read from any
+sequence, valid or not, the way conlleval and the Hugging Face pipeline read it: an I-X that
+does not continue an entity of type X (it follows O, or a tag of another type) starts a new
+entity. Repair writes that reading back: such an I-X becomes B-X. No tag is ever dropped.
 """
 
 from __future__ import annotations
@@ -10,16 +11,59 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")
+_AS_IOB = {"S": "B", "U": "B", "E": "I", "L": "I"}  # BIOES (and BILOU) prefixes -> IOB ones
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """``B-per`` -> (``B``, ``per``); ``O`` -> (``O``, ``""``); a bare ``per`` is inside (as HF).
+
+    Prefixes are B, I, E, S, and L, U as BILOU's aliases of E, S.
+    """
+    if tag == "O":
+        return "O", ""
+    if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIESLU":
+        return tag[0], tag[2:]
+    return "I", tag
 
 
 def check_tag(tag: str) -> bool:
-    """A tag is O or a one-letter prefix (B, I, E, S; L, U as BILOU aliases) and a type."""
-    return tag == "O" or (len(tag) > 2 and tag[1] == "-" and tag[0] in "BIESLU")
+    """Whether ``tag`` is O or a prefix, a dash and a type (a bare type is not)."""
+    return tag == "O" or split_tag(tag)[1] != tag
 
 
 def _continues(prev: str, tag: str) -> bool:
-    """Whether an I-/E- tag continues the entity open at ``prev``."""
-    return prev != "O" and prev[0] in "BI" and prev[2:] == tag[2:]
+    """Whether an I-/E- ``tag`` continues the entity open at ``prev``."""
+    (before, prev_kind), (_, kind) = split_tag(prev), split_tag(tag)
+    return before in ("B", "I") and prev_kind == kind
+
+
+def spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entities as (type, start, end) word spans, ``end`` exclusive, as the module reads them.
+
+    A word continues the open entity when its tag is I-/E- of that type, else an entity tag
+    starts one; O, E- and S- leave no entity open.
+    """
+    found: list[tuple[str, int, int]] = []
+    for i, tag in enumerate(tags):
+        prefix, kind = split_tag(tag)
+        if i and prefix in ("I", "E", "L") and _continues(tags[i - 1], tag):
+            found[-1] = (kind, found[-1][1], i + 1)
+        elif prefix != "O":
+            found.append((kind, i, i + 1))
+    return found
+
+
+def tags_from_spans(
+    entities: Iterable[tuple[str, int, int]], length: int, scheme: str = "iob2"
+) -> list[str]:
+    """(type, start, end) word spans back to well-formed ``iob2`` or ``bioes`` tags."""
+    tags = ["O"] * length
+    for kind, start, end in entities:
+        tags[start:end] = [f"I-{kind}"] * (end - start)
+        tags[start] = f"B-{kind}"
+        if scheme == "bioes":
+            tags[end - 1] = f"{'S' if end - start == 1 else 'E'}-{kind}"
+    return tags
 
 
 def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
@@ -32,11 +76,12 @@ def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
     for tags in sequences:
         prev = "O"
         for tag in tags:
-            if tag[0] in "ESLU":
+            prefix = split_tag(tag)[0]
+            if prefix in ("E", "S", "L", "U"):
                 return "bioes"
-            if tag[0] == "I" and not _continues(prev, tag):
+            if prefix == "I" and not _continues(prev, tag):
                 starts_with_i += 1
-            elif tag[0] == "B" and not _continues(prev, tag):
+            elif prefix == "B" and not _continues(prev, tag):
                 starts_with_b += 1
             prev = tag
     return "iob1" if starts_with_i and not starts_with_b else "iob2"
@@ -46,8 +91,9 @@ def repair_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
     """Make a sequence valid IOB2 by the module's rule; returns it and how many tags changed."""
     out, fixed, prev = [], 0, "O"
     for tag in tags:
-        if tag[0] == "I" and not _continues(prev, tag):
-            tag, fixed = "B" + tag[1:], fixed + 1
+        prefix, kind = split_tag(tag)
+        if prefix == "I" and not _continues(prev, tag):
+            tag, fixed = f"B-{kind}", fixed + 1
         out.append(tag)
         prev = tag
     return out, fixed
@@ -60,39 +106,21 @@ def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
 
 def bioes_to_iob2(tags: Sequence[str]) -> list[str]:
     """S- becomes B-, E- becomes I- (BILOU's U- and L- likewise); then the IOB2 repair rule."""
-    mapped = [
-        tag
-        if tag == "O"
-        else {"S": "B", "U": "B", "E": "I", "L": "I"}.get(tag[0], tag[0]) + tag[1:]
-        for tag in tags
-    ]
-    return repair_iob2(mapped)[0]
+    return to_iob2(tags, "bioes")[0]
 
 
 def iob2_to_bioes(tags: Sequence[str]) -> list[str]:
     """Single-word entities become S-, last words of longer ones E-; input must be valid IOB2."""
-    out = []
-    for i, tag in enumerate(tags):
-        nxt = tags[i + 1] if i + 1 < len(tags) else "O"
-        ends = not (nxt[0] == "I" and nxt[2:] == tag[2:])
-        if tag == "O":
-            out.append(tag)
-        elif tag[0] == "B":
-            out.append(("S" if ends else "B") + tag[1:])
-        else:
-            out.append(("E" if ends else "I") + tag[1:])
-    return out
+    return tags_from_spans(spans(tags), len(tags), "bioes")
 
 
 def iob2_to_iob1(tags: Sequence[str]) -> list[str]:
     """B- only where an entity directly follows one of the same type (for round-trip tests)."""
-    out, prev = [], "O"
+    out, prev_kind = [], ""
     for tag in tags:
-        if tag[0] == "B" and not (prev != "O" and prev[2:] == tag[2:]):
-            out.append("I" + tag[1:])
-        else:
-            out.append(tag)
-        prev = tag
+        prefix, kind = split_tag(tag)
+        out.append(f"I-{kind}" if prefix == "B" and kind != prev_kind else tag)
+        prev_kind = kind
     return out
 
 
@@ -105,12 +133,8 @@ def to_iob2(tags: Sequence[str], scheme: str) -> tuple[list[str], int]:
     if scheme == "iob1":
         return iob1_to_iob2(tags), 0
     if scheme == "bioes":
-        mapped = bioes_to_iob2(tags)
-        naive = [
-            t if t == "O" else {"S": "B", "U": "B", "E": "I", "L": "I"}.get(t[0], t[0]) + t[1:]
-            for t in tags
-        ]
-        return mapped, sum(a != b for a, b in zip(mapped, naive))
+        mapped = [(_AS_IOB.get(p, p), k) for p, k in map(split_tag, tags)]
+        return repair_iob2([f"{p}-{k}" if k else p for p, k in mapped])
     if scheme == "iob2":
         return repair_iob2(tags)
     raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {SCHEMES}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+from nerlit.data.schemes import split_tag
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,26 @@ class Sentence:
         return len(self.words)
 
 
+@dataclass(frozen=True)
+class Entity:
+    """A typed span: ``text == original[start:end]``; words ``word_start:word_end`` of the input.
+
+    ``score`` is the mean, over the span's words, of the probability of each word's chosen tag
+    (the pipeline's entity score, for the same tags).
+    """
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+    word_start: int
+    word_end: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class Corpus:
     """Named splits of IOB2-tagged sentences, and the files each split came from."""
@@ -42,7 +64,7 @@ class Corpus:
         return {"train": self.train, "val": self.val, "test": self.test}
 
     def entity_types(self) -> list[str]:
-        return sorted({t[2:] for s in self.train for t in s.tags if t != "O"})
+        return sorted({split_tag(t)[1] for s in self.train for t in s.tags if t != "O"})
 
     def labels(self, scheme: str = "iob2") -> list[str]:
         """The label vocabulary, from train alone: O first, then each type's prefixes."""

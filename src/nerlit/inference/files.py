@@ -1,9 +1,10 @@
 """Files in, tagged files out: text lines -> JSONL or HTML, CoNLL columns -> CoNLL + a tag column.
 
 Input is read and tagged in chunks, so a file of any size streams through in bounded memory while
-each chunk is still big enough for length-sorted batching to pay off. CoNLL input with
-``-DOCSTART-`` lines is tagged with its documents (document context, for models trained with it),
-and its chunks end at document boundaries where they can.
+each chunk is still big enough for length-sorted batching to pay off. CoNLL input is split into
+sentences, columns and documents by the training reader (:func:`nerlit.data.readers.conll_blocks`);
+with ``-DOCSTART-`` lines it is tagged with its documents (document context, for models trained
+with it), and its chunks end at document boundaries where they can.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nerlit.errors import DataError
+from nerlit.data.readers import ConllBlock, conll_blocks, conll_field
+from nerlit.data.schemes import spans
+from nerlit.data.types import Entity
+from nerlit.errors import DataError, OptionError
 from nerlit.inference.html import render_html
-from nerlit.inference.loading import OptionError
-from nerlit.inference.spans import Entity
 from nerlit.inference.tagger import Tagger
 
 FORMATS = ("jsonl", "conll", "html")
@@ -57,12 +59,12 @@ def _open(path: str | Path, mode: str, encoding: str) -> Iterator[TextIO]:
         yield handle
 
 
-def _lines(handle: TextIO, name: str) -> Iterator[str]:
-    """Lines without their ending (\\n, \\r\\n or \\r); U+2028 and U+0085 stay inside a line."""
+def _lines(handle: TextIO, name: str) -> Iterator[tuple[int, str]]:
+    """(number, line) without its ending (\\n, \\r\\n or \\r); U+2028 and U+0085 stay inside."""
     number = 0
     try:
         for number, line in enumerate(handle, start=1):  # noqa: B007 - read in the except
-            yield line[:-1] if line.endswith("\n") else line
+            yield number, line.rstrip("\r\n")
     except UnicodeDecodeError as error:
         raise DataError(
             f"{name}, near line {number + 1}: not {handle.encoding} text ({error.reason}). "
@@ -81,55 +83,20 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _conll_blocks(lines: Iterator[str]) -> Iterator[list[str]]:
-    """Sentences as their raw lines; blank and ``-DOCSTART-`` lines come alone, as [line]."""
-    block: list[str] = []
-    for line in lines:
-        stripped = line.rstrip("\r")
-        if not stripped.strip() or _is_docstart(stripped):
-            if block:
-                yield block
-                block = []
-            yield [stripped]
-        else:
-            block.append(stripped)
-    if block:
-        yield block
-
-
-def _is_docstart(line: str) -> bool:
-    return line.split()[:1] == ["-DOCSTART-"]
-
-
-def _is_sentence(block: list[str]) -> bool:
-    return bool(block[0].strip()) and not _is_docstart(block[0])
-
-
-def _with_documents(blocks: Iterator[list[str]]) -> Iterator[tuple[list[str], str | None]]:
-    """Each block with its document: a number counting ``-DOCSTART-`` lines, None before one."""
-    document = None
-    for number, block in enumerate(blocks):
-        if _is_docstart(block[0]):
-            document = str(number)
-        yield block, document
-
-
-def _document_chunks(
-    blocks: Iterator[tuple[list[str], str | None]], size: int
-) -> Iterator[list[tuple[list[str], str | None]]]:
+def _document_chunks(blocks: Iterator[ConllBlock], size: int) -> Iterator[list[ConllBlock]]:
     """Chunks of ``size`` blocks or more that end where a document does, when there are documents.
 
     Context never crosses chunks, so a document cut in two would lose some at the cut; one longer
     than ``2 * size`` blocks is cut all the same, to keep memory bounded.
     """
-    chunk: list[tuple[list[str], str | None]] = []
-    for block, document in blocks:
+    chunk: list[ConllBlock] = []
+    for block in blocks:
         if len(chunk) >= max(size, 1):
-            at_boundary = document is None or document != chunk[-1][1]
+            at_boundary = block.document is None or block.document != chunk[-1].document
             if at_boundary or len(chunk) >= 2 * size:
                 yield chunk
                 chunk = []
-        chunk.append((block, document))
+        chunk.append(block)
     if chunk:
         yield chunk
 
@@ -169,11 +136,12 @@ def predict_file(
     chunk_size: int = 2048,
     progress: bool | None = None,
     encoding: str = "utf-8",
+    token_column: int = 0,
 ) -> PredictSummary:
     """Tag every text of ``input`` into ``output`` (``-`` is stdin/stdout); see the module doc.
 
     ``encoding`` is the input's; output is always UTF-8. ``progress=None`` shows a bar (on
-    stderr) when the input has more lines than one chunk.
+    stderr) when the input has more lines than one chunk. ``token_column``: CoNLL's word column.
     """
     if format not in FORMATS:
         raise OptionError(f"format={format!r} is not one of {FORMATS}")
@@ -188,14 +156,14 @@ def predict_file(
     ):
         task = bar.add_task("tagging", total=total)
         if format == "conll":
-            blocks = _with_documents(_conll_blocks(_lines(source, str(input))))
+            blocks = conll_blocks(_lines(source, str(input)), Path(str(input)).name)
             for chunk in _document_chunks(blocks, chunk_size):
-                _write_conll(tagger, chunk, sink, summary)
-                bar.advance(task, sum(len(b) for b, _ in chunk))
+                _write_conll(tagger, chunk, sink, summary, token_column, str(input))
+                bar.advance(task, sum(len(b.lines) for b in chunk))
             return summary
         documents = []
         for chunk in _chunks(_lines(source, str(input)), chunk_size):
-            texts = [line.rstrip("\r") for line in chunk]
+            texts = [line for _, line in chunk]
             entities = tagger.predict(texts)
             summary.texts += len(texts)
             summary.entities += sum(map(len, entities))
@@ -212,20 +180,28 @@ def predict_file(
 
 
 def _write_conll(
-    tagger: Tagger, blocks: Sequence[tuple[list[str], str | None]], sink: TextIO, summary
+    tagger: Tagger,
+    blocks: Sequence[ConllBlock],
+    sink: TextIO,
+    summary: PredictSummary,
+    token_column: int,
+    name: str,
 ) -> None:
     """Each word line gets the predicted tag as a new last column, in the line's own separator."""
-    sentences = [(b, document) for b, document in blocks if _is_sentence(b)]
-    words = [[line.split()[0] for line in b] for b, _ in sentences]
-    tags = iter(tagger.predict_tags(words, [document for _, document in sentences]))
-    for block, _ in blocks:
-        if not _is_sentence(block):
-            sink.write(block[0] + "\n")
+    sentences = [b for b in blocks if b.columns]
+    words = [
+        [conll_field(f, token_column, name, n) for n, f in enumerate(b.columns, start=b.start)]
+        for b in sentences
+    ]
+    tags = iter(tagger.predict_tags(words, [b.document for b in sentences]))
+    for block in blocks:
+        if not block.columns:
+            sink.write(block.lines[0] + "\n")
             continue
         predicted = next(tags)
         summary.texts += 1
-        summary.words += len(block)
-        summary.entities += sum(t.startswith("B-") for t in predicted)
-        for line, tag in zip(block, predicted):
+        summary.words += len(block.lines)
+        summary.entities += len(spans(predicted))
+        for line, tag in zip(block.lines, predicted):
             separator = "\t" if "\t" in line else " "
             sink.write(f"{line}{separator}{tag}\n")

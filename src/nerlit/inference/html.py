@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from nerlit.inference.spans import Entity
+from nerlit.data.types import Entity
 
 # displaCy-like colours for the usual types; anything else gets a stable colour from its name
 _COLOURS = {

@@ -16,44 +16,16 @@ uses: at inference a single text can have thousands of words, and per-step torch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from nerlit.data.schemes import spans
+from nerlit.data.types import Entity
 from nerlit.models.decoding import allowed_transitions
 
 DECODERS = ("constrained", "argmax")
 ALIASES = {"viterbi": "constrained"}
-
-
-@dataclass(frozen=True)
-class Entity:
-    """A typed span: ``text == original[start:end]``; words ``word_start:word_end`` of the input.
-
-    ``score`` is the mean, over the span's words, of the probability of each word's chosen tag
-    (the pipeline's entity score, for the same tags).
-    """
-
-    text: str
-    label: str
-    start: int
-    end: int
-    score: float
-    word_start: int
-    word_end: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def split_tag(tag: str) -> tuple[str, str]:
-    """``B-per`` -> (``B``, ``per``); ``O`` -> (``O``, ``""``); a bare ``per`` is inside (as HF)."""
-    if tag == "O":
-        return "O", ""
-    if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIES":
-        return tag[0], tag[2:]
-    return "I", tag
 
 
 def transition_scores(
@@ -125,51 +97,11 @@ def entities_from_tags(
     words: Sequence[tuple[str, int, int]],
     text: str,
 ) -> list[Entity]:
-    """Group tagged words into entities; ``words`` are (word, start, end) into ``text``.
-
-    IOB2 grouping follows the pipeline: a word continues the open entity when its tag is
-    ``I-``/``E-`` of the same type, else starts a new one (``O`` closes). ``E-``/``S-`` close it.
-    """
-    entities: list[Entity] = []
-    open_type, open_start = "", -1
-
-    def close(end: int) -> None:
-        nonlocal open_type, open_start
-        if open_type:
-            score = sum(probs[open_start:end]) / (end - open_start)
-            start_char, end_char = words[open_start][1], words[end - 1][2]
-            entities.append(
-                Entity(
-                    text[start_char:end_char],
-                    open_type,
-                    start_char,
-                    end_char,
-                    round(float(score), 6),
-                    open_start,
-                    end,
-                )
-            )
-        open_type, open_start = "", -1
-
-    for i, tag in enumerate(tags):
-        prefix, kind = split_tag(tag)
-        if prefix == "O":
-            close(i)
-            continue
-        if not (prefix in "IE" and kind == open_type):
-            close(i)
-            open_type, open_start = kind, i
-        if prefix in "ES":
-            close(i + 1)
-    close(len(tags))
+    """The entities :func:`nerlit.data.schemes.spans` reads off ``tags``, with offsets into
+    ``text`` from ``words`` ((word, start, end) each) and the mean of ``probs`` over each span."""
+    entities = []
+    for kind, first, last in spans(tags):
+        start, end = words[first][1], words[last - 1][2]
+        score = round(float(sum(probs[first:last]) / (last - first)), 6)
+        entities.append(Entity(text[start:end], kind, start, end, score, first, last))
     return entities
-
-
-def iob2_tags(entities: Sequence[Entity], n_words: int) -> list[str]:
-    """Entities back to well-formed IOB2 word tags (for CoNLL output and scoring)."""
-    tags = ["O"] * n_words
-    for e in entities:
-        tags[e.word_start] = f"B-{e.label}"
-        for i in range(e.word_start + 1, e.word_end):
-            tags[i] = f"I-{e.label}"
-    return tags
