@@ -127,7 +127,7 @@ def bare_forward_seconds(tagger: Tagger, texts: list[str]) -> float:
     start = time.perf_counter()
     with torch.inference_mode(), autocast:
         for batch in batches:
-            tagger.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            tagger.network(batch["input_ids"], batch["attention_mask"])
     return time.perf_counter() - start
 
 
@@ -176,7 +176,7 @@ def main() -> None:
     tagger = Tagger.load(
         model_dir, args.decode, args.batch_size, device="cpu", precision=args.precision
     )
-    if tagger.casing is not None:
+    if tagger.network.casing is not None:
         sys.exit(
             f"{model_dir} was trained with model.case_features, which transformers.pipeline "
             f"ignores, so the two would run different networks. Benchmark a model trained with "

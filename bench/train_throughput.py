@@ -78,9 +78,10 @@ class StepClock:
 def _nerlit_parts(args, tmp: Path):
     """nerlit's DataModule and module for the benchmark sentences, built as train.py builds them."""
     from nerlit.data.datamodule import NerDataModule
+    from nerlit.evaluation.metrics import entity_scores
     from nerlit.models.module import NerModule
     from nerlit.models.optim import adamw, linear_warmup
-    from nerlit.models.pretrained import load_encoder, load_tokenizer
+    from nerlit.models.pretrained import load_tokenizer
 
     sentences, _ = gmb_sentences(args.sentences)
     path = tmp / "train.jsonl"
@@ -98,11 +99,10 @@ def _nerlit_parts(args, tmp: Path):
         length_grouping=not args.no_length_grouping,
     )
     datamodule.setup()
-    encoder = load_encoder(args.model)
     module = NerModule(
-        encoder.config.to_dict(),
         datamodule.labels,
-        encoder=encoder,
+        pretrained=args.model,
+        scorer=entity_scores,
         optimizer=lambda params: adamw(params, lr=5e-5, fused=False if args.no_fused else None),
         scheduler=lambda opt, total_steps: linear_warmup(opt, total_steps, 0.1),
     )

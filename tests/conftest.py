@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from hydra_plugins.nerlit_optuna_sweeper import register_with_hydra
 from nerlit.config import CONFIG_DIR
 
 #: the checkout the tests run from; ../shared beside it holds what the hubs would give
@@ -91,6 +92,7 @@ def compose_train(
     overrides: list[str], output_dir: Path | None = None, with_hydra: bool = False
 ) -> DictConfig:
     """Compose conf/train.yaml as the CLI would; ``paths.output_dir`` replaces Hydra's run dir."""
+    register_with_hydra()  # as nerlit.train.main does: hparams_search=optuna composes
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose("train.yaml", overrides=overrides, return_hydra_config=with_hydra)
     if output_dir is not None:

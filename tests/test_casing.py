@@ -15,6 +15,7 @@ from nerlit.data.encoding import SubwordEncoder, collate_windows
 from nerlit.data.types import Sentence
 from nerlit.inference.loading import export_huggingface
 from nerlit.models.module import NerModule
+from nerlit.models.network import NerNetwork
 from tests.test_inference import TEXTS, tiny_checkpoint
 
 
@@ -68,17 +69,17 @@ def test_casing_starts_at_zero_and_then_separates_cased_from_lower_words(tmp_pat
     module = NerModule.load_from_checkpoint(
         tiny_checkpoint(tmp_path_factory), weights_only=False, map_location="cpu"
     ).eval()
-    cased = NerModule(
-        module.hparams.encoder_config, module.labels, case_features=True, encoder=module.encoder
-    ).eval()
-    cased.classifier.load_state_dict(module.classifier.state_dict())
+    plain = module.network
+    cased = NerNetwork.build(module.hparams.encoder_config, module.labels, case_features=True)
+    cased.model.load_state_dict(plain.model.state_dict())
+    cased.eval()
     tagger = Tagger.load(tiny_checkpoint(tmp_path_factory))
     batch = _batch(tagger.tokenizer, ["Obama visited NATO", "obama visited nato"])
     args = (batch["input_ids"], batch["attention_mask"])
     with torch.no_grad():
-        assert torch.allclose(cased(*args, batch["casing_ids"]), module(*args))
+        assert torch.allclose(cased(*args, batch["casing_ids"]), plain(*args))
         cased.casing.weight.normal_()
-        assert not torch.allclose(cased(*args, batch["casing_ids"]), module(*args))
+        assert not torch.allclose(cased(*args, batch["casing_ids"]), plain(*args))
     with pytest.raises(ValueError, match="casing_ids"):
         cased(*args)
 
@@ -86,13 +87,14 @@ def test_casing_starts_at_zero_and_then_separates_cased_from_lower_words(tmp_pat
 def test_trained_casing_is_learned_and_tagger_uses_it(tmp_path_factory, tmp_path: Path, caplog):
     ckpt = tiny_checkpoint(tmp_path_factory, case_features=True)
     module = NerModule.load_from_checkpoint(ckpt, weights_only=False, map_location="cpu").eval()
-    assert module.casing is not None and module.casing.weight.abs().sum() > 0, "never trained"
+    casing = module.network.casing
+    assert casing is not None and casing.weight.abs().sum() > 0, "never trained"
     # make casing decisive, so that a Tagger ignoring it would disagree
     with torch.no_grad():
-        module.casing.weight.normal_(std=3.0, generator=torch.Generator().manual_seed(0))
+        casing.weight.normal_(std=3.0, generator=torch.Generator().manual_seed(0))
     strong = tmp_path / "strong.ckpt"
     checkpoint = torch.load(ckpt, weights_only=False)
-    checkpoint["state_dict"]["casing.weight"] = module.casing.weight.detach().clone()
+    checkpoint["state_dict"]["network.casing.weight"] = casing.weight.detach().clone()
     torch.save(checkpoint, strong)
 
     tagger = Tagger.load(strong, decode="argmax", precision="fp32")
@@ -107,7 +109,7 @@ def test_trained_casing_is_learned_and_tagger_uses_it(tmp_path_factory, tmp_path
     got = tagger.predict_tags(words)
     # predict_tags repairs spans to valid IOB2; compare the entity types per word instead
     assert [[t[2:] for t in row] for row in got] == [[t[2:] for t in row] for row in expected]
-    tagger.casing = None
+    tagger.network.casing = None
     assert tagger.predict_tags(words) != got, "the casing embeddings must change something"
 
     with caplog.at_level(logging.WARNING):

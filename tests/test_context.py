@@ -277,18 +277,17 @@ def context_run(tmp_path_factory):
     return {"module": module, "datamodule": datamodule, "ckpt": ckpt, "files": files}
 
 
-def module_log_probs(module, datamodule) -> list[torch.Tensor]:
-    """What NerModule's test step computes per word: log-softmax at each owned first subword."""
+def module_word_logits(module, datamodule) -> list[torch.Tensor]:
+    """What NerModule's test step keeps per word: the logits at each owned first subword."""
     sentences = datamodule.sentences("test")
     out = [torch.full((len(s), len(module.labels)), float("nan")) for s in sentences]
     module.eval()
     with torch.no_grad():
         for batch in datamodule.test_dataloader():
             logits = module(batch["input_ids"], batch["attention_mask"])
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
             for row, index in enumerate(batch["sentence_index"].tolist()):
                 owned = batch["word_index"][row] >= 0
-                out[index][batch["word_index"][row][owned]] = log_probs[row][owned]
+                out[index][batch["word_index"][row][owned]] = logits[row][owned].float()
     return out
 
 
@@ -303,11 +302,11 @@ def test_tagger_with_documents_reproduces_the_module_test_predictions(context_ru
     tagger = Tagger.load(context_run["ckpt"], precision="fp32", device="cpu")
     assert tagger.context == CONTEXT
     words = [s.words for s in sentences]
-    expected = module_log_probs(module, datamodule)
-    with_documents = tagger.word_log_probs(words, documents)
+    expected = module_word_logits(module, datamodule)
+    with_documents = tagger.word_logits(words, documents)
     for got, want in zip(with_documents, expected):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-    alone = tagger.word_log_probs(words)
+    alone = tagger.word_logits(words)
     assert max(float((a - w).abs().max()) for a, w in zip(alone, expected)) > 1e-3, (
         "without documents the inputs differ, so the scores must too"
     )

@@ -22,10 +22,11 @@ from nerlit import Tagger
 from nerlit.config import CONFIG_DIR
 from nerlit.data.corpus import infer_format
 from nerlit.data.datamodule import fingerprint_set
+from nerlit.errors import OptionError
 from nerlit.evaluate import TrainOverlapError, evaluate, read_data_record, read_split
 from nerlit.evaluation.confusion import NONE, entity_confusion
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.inference.loading import OptionError, export_huggingface
+from nerlit.inference.loading import export_huggingface
 from nerlit.models.module import NerModule
 from nerlit.train import train
 from tests.conftest import (
@@ -274,7 +275,7 @@ def _tiny_module() -> NerModule:
         num_attention_heads=1,
         intermediate_size=8,
     )
-    return NerModule(config.to_dict(), ["O", "B-per", "I-per"])
+    return NerModule(["O", "B-per", "I-per"], encoder_config=config.to_dict())
 
 
 def _validate(module: NerModule, f1: float, sanity: bool = False) -> dict[str, float]:

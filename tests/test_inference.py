@@ -9,12 +9,9 @@ import pytest
 import torch
 
 from nerlit import Tagger
-from nerlit.data.encoding import IGNORE_INDEX, SubwordEncoder, collate_windows
-from nerlit.data.types import Sentence
 from nerlit.errors import ModelLoadError
 from nerlit.inference.loading import TOKENIZER_KEY, export_huggingface
-from nerlit.models.decoding import allowed_transitions, transition_scores
-from nerlit.models.module import NerModule
+from nerlit.models.decoding import allowed_transitions
 from nerlit.train import train
 from tests.conftest import compose_train, make_sentences, write_gmb_csv
 
@@ -89,8 +86,8 @@ def test_predict_returns_offsets_into_each_original_text_in_input_order(tagger: 
 
 def test_batched_and_unbatched_scores_agree(ckpt: Path):
     words = [t.split() for t in TEXTS]
-    one = Tagger.load(ckpt, batch_size=1).word_log_probs(words)
-    many = Tagger.load(ckpt, batch_size=64).word_log_probs(words)
+    one = Tagger.load(ckpt, batch_size=1).word_logits(words)
+    many = Tagger.load(ckpt, batch_size=64).word_logits(words)
     assert [len(x) for x in one] == [len(w) for w in words]
     for a, b in zip(one, many):
         assert torch.allclose(a, b, atol=1e-5)
@@ -107,9 +104,9 @@ def test_pre_split_words_give_offsets_into_the_space_joined_text(tagger: Tagger)
 def test_long_text_is_windowed_not_truncated(ckpt: Path):
     small = Tagger.load(ckpt, max_length=16, stride=4, decode="argmax")
     words = [w for s, _ in make_sentences(40, seed=3) for w in s]  # ~400 words, 16-token windows
-    log_probs = small.word_log_probs([words])[0]
-    assert log_probs.shape == (len(words), len(small.labels))
-    assert torch.isfinite(log_probs).all()
+    logits = small.word_logits([words])[0]
+    assert logits.shape == (len(words), len(small.labels))
+    assert torch.isfinite(logits).all()
     tags = small.predict_tags([words])[0]
     assert len(tags) == len(words)
     assert small.predict([words])[0][-1].word_end <= len(words)
@@ -169,30 +166,21 @@ def test_load_errors_name_the_path_and_the_fix(tmp_path: Path):
 
 
 def test_crf_checkpoint_decodes_with_its_learned_transitions(tmp_path_factory, tmp_path: Path):
-    """Tagger on a CRF-head model gives what the model's own CRF decoding gives."""
+    """Tagger on a CRF-head model decodes with the CRF's learned transitions, from a checkpoint
+    and from its export alike."""
     checkpoint = torch.load(tiny_checkpoint(tmp_path_factory, head="crf"), weights_only=False)
     # 4 training steps leave the transitions near zero; strong ones make the CRF matter
     generator = torch.Generator().manual_seed(0)
-    for key in ("crf.transitions", "crf.start"):
+    for key in ("network.crf.transitions", "network.crf.start"):
         state = checkpoint["state_dict"][key]
         state += 5 * torch.randn(state.shape, generator=generator)
     crf_ckpt = tmp_path / "crf.ckpt"
     torch.save(checkpoint, crf_ckpt)
-    module = NerModule.load_from_checkpoint(crf_ckpt, weights_only=False, map_location="cpu")
-    module.eval()
     tagger = Tagger.load(crf_ckpt)
-    assert tagger.crf is not None
+    assert tagger.network.crf is not None
     words = [t.split() for t in TEXTS if t.strip()]
-    sentences = [Sentence(tuple(w), ("O",) * len(w)) for w in words]
-    windows = SubwordEncoder(tagger.tokenizer, 512).encode(sentences, {"O": 0})
-    batch = collate_windows(windows, tagger.pad_id)
-    with torch.no_grad():
-        logits = module(batch["input_ids"], batch["attention_mask"])
-        ids = module._word_values(logits, batch["labels"])
-    first = batch["labels"] != IGNORE_INDEX
-    expected = [[module.labels[y] for y in ids[r][first[r]].tolist()] for r in range(len(words))]
-    assert tagger.predict_tags(words) == expected
-    tagger.crf, tagger.transitions = None, transition_scores(tagger.labels)
-    assert tagger.predict_tags(words) != expected, "the transitions must change something"
+    got = tagger.predict_tags(words)
     exported = export_huggingface(crf_ckpt, tmp_path / "crf-export")
-    assert Tagger.load(exported).predict_tags(words) == expected
+    assert Tagger.load(exported).predict_tags(words) == got
+    tagger.network.crf = None  # constrained Viterbi without the learned scores
+    assert tagger.predict_tags(words) != got, "the transitions must change something"

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nerlit.data.schemes import spans, tags_from_spans
-from nerlit.inference.spans import entities_from_tags, viterbi
-from nerlit.models.decoding import allowed_transitions
+from nerlit.inference.spans import entities_from_tags
+from nerlit.models.decoding import allowed_transitions, transition_scores, viterbi
 
 IOB2 = ["O", "B-per", "I-per", "B-geo", "I-geo"]
 BIOES = ["O", "B-per", "I-per", "E-per", "S-per"]
@@ -30,7 +30,7 @@ def test_viterbi_equals_exhaustive_search_over_valid_sequences(labels):
     sentences = [
         torch.randn(n, len(labels), generator=generator).log_softmax(-1) for n in (1, 4, 2, 5, 3)
     ]
-    decoded = viterbi(sentences, transitions, first, last, chunk=2)
+    decoded = viterbi(sentences, *transition_scores(labels), chunk=2)
     for scores, path in zip(sentences, decoded):
         candidates = [
             p
@@ -42,13 +42,12 @@ def test_viterbi_equals_exhaustive_search_over_valid_sequences(labels):
 
 
 def test_viterbi_repairs_what_argmax_gets_wrong():
-    transitions, first, last = allowed_transitions(IOB2)
     # argmax: O I-per I-per (invalid start); the best valid reading starts the entity with B-per
     scores = torch.tensor(
         [[0.9, 0.02, 0.04, 0.02, 0.02], [0.1, 0.3, 0.5, 0.05, 0.05], [0.1, 0.05, 0.8, 0.0, 0.05]]
     ).log()
     assert scores.argmax(-1).tolist() == [0, 2, 2]
-    assert viterbi([scores], transitions, first, last) == [[0, 1, 2]]
+    assert viterbi([scores], *transition_scores(IOB2)) == [[0, 1, 2]]
 
 
 def test_entity_text_offsets_and_score():

@@ -13,16 +13,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from hydra_plugins.nerlit_optuna_sweeper import register_with_hydra
-
 #: nerlit's own config folder: ``<site-packages>/nerlit/conf`` or, editable, ``<repo>/conf``.
 CONFIG_DIR = str(Path(str(files("nerlit.conf"))).resolve())
 
 if not OmegaConf.has_resolver("nerlit_cwd"):
     # the user's project: where they ran the command (Hydra never changes it: job.chdir=false)
     OmegaConf.register_new_resolver("nerlit_cwd", lambda: os.getcwd())
-
-register_with_hydra()  # hparams_search=optuna's sweeper, which editable installs hide from Hydra
 
 
 def configure_wandb_mode() -> str:

@@ -26,19 +26,20 @@ from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.data.corpus import infer_format, load_corpus, load_file
 from nerlit.data.datamodule import fingerprint, fingerprint_set
+from nerlit.data.schemes import spans, split_tag
 from nerlit.data.types import Sentence
-from nerlit.errors import DataError
+from nerlit.errors import DataError, OptionError
 from nerlit.evaluation.confusion import write_confusion
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_report
-from nerlit.inference.loading import OptionError, quiet_transformers
+from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
 from nerlit.models.module import DATA_KEY
 
@@ -224,29 +225,13 @@ def check_train_overlap(data: EvalSplit, record: dict | None, allow: bool) -> in
 
 def unknown_to_o(sentences: list[Sentence], labels: list[str]) -> tuple[list[Sentence], int]:
     """Words whose type the model does not know tagged O, as ``data.unknown_labels=o`` trains."""
-    known = {label[2:] for label in labels if label != "O"}
+    known = {split_tag(label)[1] for label in labels} - {""}
     out, count = [], 0
     for sentence in sentences:
-        tags = tuple(t if t == "O" or t[2:] in known else "O" for t in sentence.tags)
+        tags = tuple(t if t == "O" or split_tag(t)[1] in known else "O" for t in sentence.tags)
         count += sum(a != b for a, b in zip(tags, sentence.tags))
         out.append(replace(sentence, tags=tags) if tags != sentence.tags else sentence)
     return out, count
-
-
-def with_run_windows(cfg: DictConfig, record: dict | None) -> DictConfig:
-    """``max_length``/``stride`` left null take the run's (``data.max_length``/``data.stride``).
-
-    A long sentence's words are predicted in overlapping windows, so the run's test score is
-    reproduced only with the windows it was tested with.
-    """
-    recorded = (record or {}).get("config") or {}
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        if cfg.get("max_length") is None:
-            cfg.max_length = recorded.get("max_length")
-        if cfg.get("stride") is None:
-            cfg.stride = recorded.get("stride") or 64
-    return cfg
 
 
 def write_predictions(sentences: list[Sentence], pred: list[list[str]], path: Path) -> None:
@@ -264,7 +249,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = read_data_record(cfg.ckpt_path)
-    tagger = Tagger.from_config(with_run_windows(cfg, record))
+    tagger = Tagger.from_config(cfg)
     data = resolve_split(cfg.get("data"), cfg.split, record, str(cfg.ckpt_path))
     overlap = check_train_overlap(data, record, bool(cfg.get("allow_train_overlap")))
     sentences = data.sentences
@@ -272,8 +257,8 @@ def evaluate(cfg: DictConfig) -> dict:
         sentences, mapped = unknown_to_o(sentences, tagger.labels)
         if mapped:
             log.warning("%d words had types the model does not know and were tagged O", mapped)
-    known = {label[2:] for label in tagger.labels if label != "O"}
-    unseen = sorted({t[2:] for s in sentences for t in s.tags if t != "O"} - known)
+    known = {split_tag(label)[1] for label in tagger.labels} - {""}
+    unseen = sorted({kind for s in sentences for kind, _, _ in spans(s.tags)} - known)
     if unseen:
         log.warning(
             "types %s are not among the model's labels: all their entities count as missed", unseen
@@ -282,14 +267,14 @@ def evaluate(cfg: DictConfig) -> dict:
     pred = tagger.predict_tags([s.words for s in sentences], [s.document for s in sentences])
     reference = data.options.get("reference_types")
     if reference is None:  # a standalone file: the types the model was trained to report
-        reference = (getattr(tagger.model.config, "nerlit", None) or {}).get("reference_types")
+        reference = tagger.settings.get("reference_types")
     scores = entity_scores(gold, pred, cfg.eval_mode, list(reference or []))
     scores["checkpoint"] = str(cfg.ckpt_path)
     scores["split"] = data.split
-    scores["decode"] = cfg.decode
+    scores["decode"] = tagger.decode
     scores["data"] = {"source": data.source, "sentences": len(sentences), **_shown(data.options)}
     scores["train_overlap"] = overlap
-    title = f"{data.name} {data.split}, {cfg.decode} decoding"
+    title = f"{data.name} {data.split}, {tagger.decode} decoding"
     write_report(scores, out, title=title)
     title = f"{data.name} {data.split}: entity types"
     write_confusion(gold, pred, out, cfg.eval_mode, title=title, plot=cfg.get("plot"))

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -16,17 +17,19 @@ from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgre
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from hydra_plugins.nerlit_optuna_sweeper import register_with_hydra
 from nerlit import extras
 from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
+from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_report
 from nerlit.experiments.ddp import distributed_job, is_global_zero
 from nerlit.experiments.provenance import write_provenance
 from nerlit.experiments.resume import resolve_checkpoint
 from nerlit.experiments.wandb_run import finish_wandb, log_config, log_test_results, prepare_wandb
 from nerlit.models.module import NerModule
-from nerlit.models.pretrained import load_encoder, load_tokenizer, resolve_pretrained
+from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +53,21 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
     tokenizer.save_pretrained(out / "tokenizer")
     datamodule = instantiate(cfg.data, tokenizer=tokenizer, output_dir=str(out))
     datamodule.setup("fit")
-    encoder = load_encoder(resolved.location, cfg.model.from_scratch, cfg.model.config_overrides)
-    module = NerModule(
-        encoder_config=encoder.config.to_dict(),
+    reference_types = list(cfg.data.get("reference_types") or [])
+    module = instantiate(
+        cfg.model,
+        _convert_="all",
         labels=datamodule.labels,
+        pretrained=resolved.location,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        dropout=cfg.model.dropout,
-        head=cfg.model.get("head", "linear"),
-        decode=cfg.model.get("decode", "constrained"),
-        case_features=cfg.model.get("case_features", False),
+        scorer=partial(entity_scores, mode=cfg.eval_mode, reference_types=reference_types),
         eval_mode=cfg.eval_mode,
-        reference_types=list(cfg.data.get("reference_types") or []),
+        reference_types=reference_types,
         tokenizer_dir=str(out / "tokenizer"),
-        encoder=encoder,
         context=cfg.data.get("context", 0),
+        max_length=cfg.data.get("max_length"),
+        stride=cfg.data.get("stride", 64),
         data_record=datamodule.data_record(),
     )
     if "wandb" in (cfg.get("logger") or {}):
@@ -197,6 +200,7 @@ def _main(cfg: DictConfig) -> float | None:
 def main() -> None:
     """``nerlit train`` / ``python -m nerlit.train``: a chosen feature's extra is checked first."""
     exit_on_user_error(extras.require_for_overrides)(sys.argv[1:])
+    register_with_hydra()  # hparams_search=optuna's sweeper, which editable installs hide
     _main()
 
 

@@ -23,8 +23,8 @@ therefore imports neither Optuna nor nerlit's training code. ``_impl`` (skipped 
 does, once a search starts.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Hydra's scan runs this module without registering it
+# in sys.modules, where dataclasses look string annotations up
 import importlib
 from dataclasses import dataclass, field
 from typing import Any

@@ -15,18 +15,12 @@ from pathlib import Path
 import torch
 
 from nerlit.data.encoding import SubwordEncoder, collate_windows, window_limit
-from nerlit.data.types import Sentence
+from nerlit.data.types import Entity, Sentence
 from nerlit.data.words import join_words, split_words
-from nerlit.inference.loading import LoadedModel, OptionError, load_model
-from nerlit.inference.spans import (
-    ALIASES,
-    DECODERS,
-    Entity,
-    entities_from_tags,
-    iob2_tags,
-    transition_scores,
-    viterbi,
-)
+from nerlit.errors import OptionError
+from nerlit.inference.loading import LoadedModel, load_model
+from nerlit.inference.spans import entities_from_tags
+from nerlit.models.decoding import DECODERS, words_from_windows
 
 TextInput = str | Sequence[str]
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -44,10 +38,12 @@ def native_bf16(device: torch.device) -> bool:
 class Tagger:
     """Tag texts with a trained model: ``Tagger.load(path).predict(["Obama visited Paris."])``.
 
-    ``decode="constrained"`` (default) returns the best *valid* tag sequence (Viterbi; with a
+    Decoding is the network's own (:func:`nerlit.models.decoding.decode_words`), as in training:
+    ``decode=None`` (default) decodes as the model was validated in training (``model.decode``).
+    ``decode="constrained"`` returns the best *valid* tag sequence (Viterbi; with a
     CRF head, under its learned transitions); ``decode="argmax"`` labels each word by its first
-    subword's best label, as the Hugging Face pipeline with ``aggregation_strategy="first"``
-    does, and reproduces its entities.
+    subword's best label, a stray ``I-X`` then starting an entity, as the Hugging Face pipeline
+    with ``aggregation_strategy="first"`` does, and reproduces its entities.
 
     ``precision="bf16"`` runs the encoder under bfloat16 autocast, the numerics of nerlit's
     default ``bf16-mixed`` training: ~1.6x faster on CPUs with native bf16 (AVX512-BF16, AMX) and
@@ -63,14 +59,14 @@ class Tagger:
     def __init__(
         self,
         loaded: LoadedModel,
-        decode: str = "constrained",
+        decode: str | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
-        stride: int = 64,
+        stride: int | None = None,
         device: str | None = None,
         precision: str = "auto",
     ) -> None:
-        decode = ALIASES.get(decode, decode)
+        decode = decode or loaded.settings.get("decode") or "constrained"
         if decode not in DECODERS:
             raise OptionError(f"decode={decode!r} is not one of {DECODERS}")
         if precision not in PRECISIONS:
@@ -79,29 +75,28 @@ class Tagger:
         self.precision = precision
         if precision == "auto":
             self.precision = "bf16" if native_bf16(self.device) else "fp32"
-        self.model = loaded.model.to(self.device).eval()
+        self.network = loaded.network.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
         self.labels = list(loaded.labels)
         self.source = loaded.source
         self.decode = decode
         self.batch_size = batch_size
-        limit = window_limit(self.tokenizer, self.model.config)
-        self.max_length = min(max_length or limit, limit)
-        self.stride = stride
-        self.crf = loaded.crf
+        # windows as in training unless given: a long sentence's predictions depend on them
+        limit = window_limit(self.tokenizer, self.network.config)
+        self.max_length = min(max_length or loaded.settings.get("max_length") or limit, limit)
+        self.stride = stride or loaded.settings.get("stride") or 64
         self.context = loaded.context
-        self.casing = None if loaded.casing is None else loaded.casing.to(self.device)
-        self.transitions = transition_scores(self.labels, loaded.crf)
+        self.settings = loaded.settings
         self.pad_id = self.tokenizer.pad_token_id or 0
 
     @classmethod
     def load(
         cls,
         path: str | Path,
-        decode: str = "constrained",
+        decode: str | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
-        stride: int = 64,
+        stride: int | None = None,
         device: str | None = None,
         precision: str = "auto",
         tokenizer_dir: str | Path | None = None,
@@ -149,10 +144,10 @@ class Tagger:
                 spans.append(words)
                 strings.append(joined)
         word_lists = [[w for w, _, _ in words] for words in spans]
-        tags, probs = self._tag_ids(word_lists)
+        tags, probs = self.network.decode(self.word_logits(word_lists), self.decode)
         return [
-            entities_from_tags([self.labels[y] for y in ids], p, words, text)
-            for ids, p, words, text in zip(tags, probs, spans, strings)
+            entities_from_tags(t, p, words, text)
+            for t, p, words, text in zip(tags, probs, spans, strings)
         ]
 
     def predict_tags(
@@ -167,32 +162,23 @@ class Tagger:
         ``data.context``; pass them to reproduce its test scores.
         """
         word_lists = [list(s) for s in sentences]
-        tags, probs = self._tag_ids(word_lists, documents)
-        out = []
-        for words, ids, p in zip(word_lists, tags, probs):
-            _, offsets = join_words(words)
-            entities = entities_from_tags([self.labels[y] for y in ids], p, offsets, "")
-            out.append(iob2_tags(entities, len(words)))
-        return out
+        return self.network.decode(self.word_logits(word_lists, documents), self.decode)[0]
 
     # -- the machinery --
 
     @torch.inference_mode()
-    def word_log_probs(
+    def word_logits(
         self,
         word_lists: Sequence[Sequence[str]],
         documents: Sequence[str | None] | None = None,
     ) -> list[torch.Tensor]:
-        """Per sentence, a [words, labels] tensor of log-probabilities at each first subword."""
+        """Per sentence, [words, labels] logits at each word's first subword, windows merged."""
         if documents is None:
             documents = [None] * len(word_lists)
         if len(documents) != len(word_lists):
             raise OptionError(
                 f"{len(documents)} documents for {len(word_lists)} sentences: give one per sentence"
             )
-        lengths = [len(words) for words in word_lists]
-        offsets = torch.tensor([0, *lengths]).cumsum(0)
-        flat = torch.full((int(offsets[-1]), len(self.labels)), float("nan"))
         # a fresh encoder per call: its word cache must not grow for the life of a server
         encoder = SubwordEncoder(self.tokenizer, self.max_length, self.stride, context=self.context)
         sentences = [
@@ -204,40 +190,31 @@ class Tagger:
         autocast = torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
+        rows: list[tuple[torch.Tensor, ...]] = []
         for b in range(0, len(windows), self.batch_size):
             batch = collate_windows(windows[b : b + self.batch_size], self.pad_id)
             with autocast:
-                logits = self.model(
-                    **self._inputs(batch), attention_mask=batch["attention_mask"].to(self.device)
-                ).logits
+                logits = self.network(
+                    batch["input_ids"].to(self.device),
+                    batch["attention_mask"].to(self.device),
+                    batch["casing_ids"].to(self.device)
+                    if self.network.casing is not None
+                    else None,
+                )
             owned = batch["word_index"] >= 0
-            rows = (offsets[batch["sentence_index"]].unsqueeze(1) + batch["word_index"])[owned]
-            flat[rows] = torch.log_softmax(logits[owned.to(self.device)].float(), dim=-1).cpu()
-        if flat[:, 0].isnan().any():  # every word is owned by one window: none may be left
+            sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
+            rows.append(
+                (
+                    sentence[owned],
+                    batch["word_index"][owned],
+                    logits[owned.to(self.device)].float().cpu(),
+                )
+            )
+        lengths = [len(words) for words in word_lists]
+        if not rows:
+            return [torch.empty(n, len(self.labels)) for n in lengths]
+        flat = [torch.cat(parts) for parts in zip(*rows)]
+        logits, written = words_from_windows(*flat, lengths, fill=float("nan"))
+        if not all(bool(w.all()) for w in written):  # every word is owned by exactly one window
             raise RuntimeError("some words got no prediction: a windowing bug, please report it")
-        return list(flat.split(lengths))
-
-    def _inputs(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Token ids, or for a model trained with casing features, embeddings plus casings."""
-        input_ids = batch["input_ids"].to(self.device)
-        if self.casing is None:
-            return {"input_ids": input_ids}
-        embeds = self.model.get_input_embeddings()(input_ids)
-        return {"inputs_embeds": embeds + self.casing[batch["casing_ids"].to(self.device)]}
-
-    def _tag_ids(
-        self,
-        word_lists: Sequence[Sequence[str]],
-        documents: Sequence[str | None] | None = None,
-    ) -> tuple[list[list[int]], list[list[float]]]:
-        """Decoded label ids per word, and the probability of each chosen label."""
-        log_probs = self.word_log_probs(word_lists, documents)
-        if self.decode == "argmax":
-            ids = [lp.argmax(-1) for lp in log_probs]
-        else:
-            ids = [torch.tensor(p, dtype=torch.long) for p in viterbi(log_probs, *self.transitions)]
-        probs = [
-            lp.gather(1, i.view(-1, 1)).squeeze(1).exp().tolist() if len(i) else []
-            for lp, i in zip(log_probs, ids)
-        ]
-        return [i.tolist() for i in ids], probs
+        return logits

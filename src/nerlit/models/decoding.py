@@ -1,18 +1,30 @@
-"""From per-token scores back to one valid label per word.
+"""From per-word scores of whole sentences to one valid IOB2 tag per word: the one decoder.
+
+Validation, test, ``evaluate``, ``predict`` and ``Tagger`` all call :func:`decode_words` on the
+same input: each word's scores (its first subword's logits) after the windows of a sentence were
+merged, so a long sentence is decoded once, never per window. The methods:
+
+- ``argmax``: each word's best label on its own; a stray ``I-X`` (after ``O`` or another type)
+  then starts an entity, the rule of the Hugging Face pipeline and of conlleval, so the output is
+  valid IOB2 and strict scoring of it means the same everywhere.
+- ``constrained``: the best *valid* sequence under the softmax log-probabilities (Viterbi with
+  forbidden transitions); with a CRF head, under its learned transition scores.
 
 Viterbi is written here rather than taken from a library: the PyTorch CRF packages
-(pytorch-crf, TorchCRF) are unmaintained and have no way to forbid transitions, and the
-algorithm is a dozen vectorized lines. Batches are decoded together; only the time loop is in
-Python.
+(pytorch-crf, TorchCRF) are unmaintained and cannot forbid transitions. It is NumPy: a sentence
+can have thousands of words, and per-step torch dispatch made a 2,000-word line take seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-NEG_INF = -1e4  # finite, so masked sums stay finite in bf16/fp32 alike
+from nerlit.data.schemes import bioes_to_iob2, repair_iob2, split_tag
+
+NEG_INF = -1e4  # finite, so masked sums stay finite in bf16/fp32 alike (the CRF's training loss)
 
 DECODERS = ("constrained", "argmax")
 
@@ -23,73 +35,109 @@ def allowed_transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tens
     IOB2: I-X only after B-X or I-X, never first. BIOES additionally: after B-X/I-X only I-X or
     E-X; B-X/I-X may not end a sequence; E-X only after B-X/I-X.
     """
-    bioes = any(label[:2] in ("E-", "S-") for label in labels)
+    parts = [split_tag(label) for label in labels]
+    bioes = any(prefix in ("E", "S") for prefix, _ in parts)
     n = len(labels)
     allowed = torch.ones(n, n, dtype=torch.bool)
     start = torch.ones(n, dtype=torch.bool)
     end = torch.ones(n, dtype=torch.bool)
-    for j, to in enumerate(labels):
-        prefix, kind = to[:1], to[2:]
+    for j, (prefix, kind) in enumerate(parts):
         if prefix in ("I", "E"):
             start[j] = False
-            for i, frm in enumerate(labels):
-                allowed[i, j] = frm[:1] in ("B", "I") and frm[2:] == kind
+            for i, (before, other) in enumerate(parts):
+                allowed[i, j] = before in ("B", "I") and other == kind
         if bioes and prefix in ("B", "I"):
             end[j] = False
-            for k, nxt in enumerate(labels):
-                allowed[j, k] = nxt[:1] in ("I", "E") and nxt[2:] == kind
+            for k, (after, other) in enumerate(parts):
+                allowed[j, k] = after in ("I", "E") and other == kind
     return allowed, start, end
 
 
 def viterbi(
-    emissions: torch.Tensor,
-    mask: torch.Tensor,
-    transitions: torch.Tensor,
-    start: torch.Tensor,
-    end: torch.Tensor,
-) -> torch.Tensor:
-    """Best label sequence per row. ``emissions`` [B, T, L]; ``mask`` [B, T] left-aligned.
-
-    Returns [B, T] label ids (0 beyond each row's length).
-    """
-    batch, steps, _ = emissions.shape
-    if steps == 0:
-        return mask.long()
-    emissions, transitions = emissions.float(), transitions.float()
-    score = start.float() + emissions[:, 0]
-    history = []
-    for t in range(1, steps):
-        candidate = score.unsqueeze(2) + transitions.unsqueeze(0)  # [B, from, to]
-        best, index = candidate.max(dim=1)
-        live = mask[:, t].unsqueeze(1)
-        score = torch.where(live, best + emissions[:, t], score)
-        stay = torch.arange(index.size(1), device=index.device).expand_as(index)
-        history.append(torch.where(live, index, stay))
-    score = score + end.float()
-    path = [score.argmax(dim=1)]
-    for index in reversed(history):
-        path.append(index.gather(1, path[-1].unsqueeze(1)).squeeze(1))
-    path.reverse()
-    return torch.stack(path, dim=1) * mask.long()
-
-
-def constrained_decode(
-    log_probs: Sequence[torch.Tensor], labels: Sequence[str], chunk: int = 1024
+    scores: Sequence[torch.Tensor],
+    transitions: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    chunk: int = 256,
 ) -> list[list[int]]:
-    """Most probable *valid* label sequence of each sentence under per-word log-probabilities."""
-    allowed, start, end = allowed_transitions(labels)
-    transitions = torch.zeros(allowed.shape).masked_fill(~allowed, NEG_INF)
-    start_score = torch.zeros(len(labels)).masked_fill(~start, NEG_INF)
-    end_score = torch.zeros(len(labels)).masked_fill(~end, NEG_INF)
-    out: list[list[int]] = []
-    for first in range(0, len(log_probs), chunk):
-        part = log_probs[first : first + chunk]
-        lengths = torch.tensor([len(p) for p in part])
-        padded = torch.nn.utils.rnn.pad_sequence(list(part), batch_first=True)
-        mask = torch.arange(padded.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
-        best = viterbi(padded, mask, transitions, start_score, end_score)
-        out += [row[:n].tolist() for row, n in zip(best, lengths.tolist())]
+    """Best label sequence per sentence under per-word ``scores`` [words, labels] plus
+    ``transitions`` [from, to], ``first`` and ``last`` scores (-inf where forbidden).
+
+    Sentences are decoded in padded chunks, longest first, so only the time loop is in Python.
+    """
+    out: list[list[int]] = [[] for _ in scores]
+    order = sorted((i for i in range(len(scores)) if len(scores[i])), key=lambda i: -len(scores[i]))
+    moves = transitions[None]  # [1, from, to]
+    for c in range(0, len(order), chunk):
+        rows = order[c : c + chunk]
+        lengths = np.array([len(scores[i]) for i in rows])
+        width = int(lengths.max())
+        emissions = np.zeros((len(rows), width, len(first)))
+        for r, i in enumerate(rows):
+            emissions[r, : lengths[r]] = scores[i].float().numpy()
+        best = emissions[:, 0] + first
+        back = np.zeros((len(rows), width, len(first)), dtype=np.int64)
+        for t in range(1, width):
+            total = best[:, :, None] + moves
+            pointer = total.argmax(axis=1)
+            value = np.take_along_axis(total, pointer[:, None, :], axis=1)[:, 0] + emissions[:, t]
+            best = np.where((lengths > t)[:, None], value, best)
+            back[:, t] = pointer
+        tag = (best + last).argmax(axis=1)
+        paths = np.zeros((len(rows), width), dtype=np.int64)
+        for t in range(width - 1, -1, -1):
+            inside = lengths > t
+            paths[inside, t] = tag[inside]
+            if t:
+                tag = np.where(inside, back[np.arange(len(rows)), t, tag], tag)
+        for r, i in enumerate(rows):
+            out[i] = paths[r, : lengths[r]].tolist()
     return out
+
+
+def transition_scores(
+    labels: Sequence[str], learned: dict[str, torch.Tensor] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(transitions, first, last): 0 or a CRF's ``learned`` score where allowed, else -inf."""
+    out = []
+    for mask, key in zip(allowed_transitions(labels), ("transitions", "start", "end")):
+        base = learned[key].detach().float().numpy() if learned else np.zeros(mask.shape)
+        out.append(np.where(mask.numpy(), base, -np.inf))
+    return out[0], out[1], out[2]
+
+
+def decode_words(
+    word_logits: Sequence[torch.Tensor],
+    labels: Sequence[str],
+    method: str = "constrained",
+    crf: dict[str, torch.Tensor] | None = None,
+) -> tuple[list[list[str]], list[list[float]]]:
+    """Valid IOB2 tags per word of each sentence, and the probability of each word's label.
+
+    ``word_logits``: per sentence, [words, labels] logits at each word's first subword, windows
+    already merged. ``crf``: a CRF head's learned scores (``transitions``, ``start``, ``end``),
+    used by ``constrained``. A model trained on BIOES tags is decoded in BIOES and returned in
+    IOB2, the scheme every score and output uses.
+    """
+    if method not in DECODERS:
+        raise ValueError(f"decode={method!r} is not one of {DECODERS}")
+    log_probs = [logits.float().log_softmax(-1) for logits in word_logits]
+    if method == "argmax":
+        ids = [lp.argmax(-1).tolist() for lp in log_probs]
+    elif crf is not None:
+        ids = viterbi([lg.float() for lg in word_logits], *transition_scores(labels, crf))
+    else:
+        ids = viterbi(log_probs, *transition_scores(labels))
+    bioes = any(split_tag(label)[0] in ("E", "S") for label in labels)
+    tags, probs = [], []
+    for row, lp in zip(ids, log_probs):
+        sequence = [labels[y] for y in row]
+        sequence = bioes_to_iob2(sequence) if bioes else sequence
+        tags.append(repair_iob2(sequence)[0])
+        probs.append(
+            lp.gather(1, torch.tensor(row, dtype=torch.long).view(-1, 1)).exp().view(-1).tolist()
+        )
+    return tags, probs
 
 
 def words_from_windows(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nerlit.models.decoding import NEG_INF, allowed_transitions, viterbi
+from nerlit.models.decoding import NEG_INF, allowed_transitions
 
 HEADS = ("linear", "crf")
 
@@ -46,6 +46,10 @@ class CRF(nn.Module):
         self.register_buffer("start_allowed", start, persistent=False)
         self.register_buffer("end_allowed", end, persistent=False)
 
+    def learned(self) -> dict[str, torch.Tensor]:
+        """The learned scores by name, for :func:`nerlit.models.decoding.decode_words`."""
+        return {"transitions": self.transitions, "start": self.start, "end": self.end}
+
     def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return (
             self.transitions.masked_fill(~self.allowed, NEG_INF),
@@ -72,7 +76,3 @@ class CRF(nn.Module):
             alpha = torch.where(mask[:, t].unsqueeze(1), nxt + emissions[:, t], alpha)
         log_z = torch.logsumexp(alpha + end, dim=1)
         return (log_z - gold).mean()
-
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        transitions, start, end = self.scores()
-        return viterbi(emissions, mask, transitions, start, end)

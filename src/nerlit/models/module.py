@@ -1,4 +1,4 @@
-"""NerModule: a transformers encoder, dropout and a linear token-classification head."""
+"""NerModule: trains and evaluates a :class:`~nerlit.models.network.NerNetwork` with Lightning."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch import nn
 from torchmetrics import MaxMetric
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig
 
-from nerlit.data.casing import NUM_CASINGS
-from nerlit.data.encoding import IGNORE_INDEX
-from nerlit.data.schemes import bioes_to_iob2
 from nerlit.errors import DataError
-from nerlit.evaluation.metrics import entity_scores
-from nerlit.models.decoding import DECODERS, constrained_decode, words_from_windows
-from nerlit.models.heads import CRF, HEADS, compact
+from nerlit.models.decoding import DECODERS, words_from_windows
+from nerlit.models.network import NerNetwork
 from nerlit.models.optim import parameter_groups
 
 log = logging.getLogger(__name__)
@@ -27,72 +22,68 @@ log = logging.getLogger(__name__)
 DATA_KEY = "nerlit_data"
 
 
-def encoder_from_config(encoder_config: dict) -> nn.Module:
-    """Rebuild the encoder's architecture (random weights) from a saved ``config.to_dict()``."""
-    config = dict(encoder_config)
-    return AutoModel.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
-
-
 class NerModule(L.LightningModule):
-    """Encoder + head; optimizer and scheduler arrive as factories and the module reads no config.
+    """The network, its loss, and entity scores over whole splits; reads no config itself.
 
-    The checkpoint holds the encoder's config and the label list, so ``load_from_checkpoint``
-    rebuilds the model with no network and no access to the original weights. ``context`` (the
-    data's document-context size) is not used here: it is recorded in the hyperparameters so
-    that inference builds the same inputs as training did. ``data_record`` (the data config and
-    the fingerprints of each split's sentences) goes into the checkpoint beside them, not into
-    the hyperparameters, which loggers copy: ``nerlit.evaluate`` reads it to score the run's own
-    held-out split and to refuse sentences the model trained on.
+    Built from ``conf/model/`` (``_target_``) with runtime values passed in: the labels, the
+    encoder's location (``pretrained``: weights are loaded from it when no ``encoder_config`` is
+    given), and the optimizer, scheduler and scorer factories. ``eval_mode`` and
+    ``reference_types`` are recorded for inference; the scorer applies them. The checkpoint holds
+    the encoder's config and the label list, so ``load_from_checkpoint`` rebuilds the network
+    with no access to the original weights. ``context``, ``max_length`` and ``stride`` (the
+    data's document context and windows) are recorded so that inference builds the same inputs
+    as training did. ``data_record`` (the data config and the fingerprints of each split's
+    sentences) goes into the checkpoint beside the hyperparameters, not into them (loggers copy
+    those): ``nerlit evaluate`` reads it to score the run's own held-out split and to refuse
+    sentences the model trained on.
     """
 
     def __init__(
         self,
-        encoder_config: dict,
         labels: list[str],
-        optimizer: Callable | None = None,
-        scheduler: Callable | None = None,
+        encoder_config: dict | None = None,
+        name: str | None = None,
+        pretrained: str | None = None,
+        from_scratch: bool = False,
+        config_overrides: dict | None = None,
         dropout: float = 0.1,
-        eval_mode: str = "strict",
-        reference_types: list[str] | None = None,
         head: str = "linear",
         decode: str = "constrained",
-        tokenizer_dir: str | None = None,
         case_features: bool = False,
-        encoder: nn.Module | None = None,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        scorer: Callable[[list[list[str]], list[list[str]]], dict] | None = None,
+        eval_mode: str = "strict",
+        reference_types: list[str] | None = None,
+        tokenizer_dir: str | None = None,
         context: int = 0,
+        max_length: int | None = None,
+        stride: int = 64,
         data_record: dict | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["encoder", "optimizer", "scheduler", "data_record"])
+        if decode not in DECODERS:
+            raise DataError(f"model.decode={decode!r} is not one of {DECODERS}")
+        weights = None
+        if encoder_config is None:  # a new run: the encoder's config, and its weights unless
+            if not pretrained:  # from_scratch
+                raise DataError("NerModule needs an encoder_config or a pretrained location")
+            encoder_config = AutoConfig.from_pretrained(pretrained, **(config_overrides or {}))
+            encoder_config = encoder_config.to_dict()
+            weights = None if from_scratch else pretrained
+        self.network = NerNetwork.build(
+            encoder_config, labels, head, case_features, dropout, pretrained=weights
+        )
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "scorer", "data_record"])
+        self.hparams.encoder_config = self.network.config.to_dict()
         self.data_record = data_record
-        self.encoder = encoder if encoder is not None else encoder_from_config(encoder_config)
-        # transformers' from_pretrained returns eval mode and Lightning keeps each submodule's
-        # mode, so without this the encoder's dropout would silently stay off during training.
-        self.encoder.train()
-        if getattr(self.encoder, "pooler", None) is not None:
-            self.encoder.pooler = None  # unused for tagging; would get no gradient under DDP
         self.labels = list(labels)
-        # evaluation is always on IOB2 entities, whatever scheme the model was trained on
-        self.trained_on_bioes = any(label[:2] in ("E-", "S-") for label in self.labels)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.encoder.config.hidden_size, len(self.labels))
-        std = getattr(self.encoder.config, "initializer_range", 0.02)
-        nn.init.normal_(self.classifier.weight, std=std)
-        nn.init.zeros_(self.classifier.bias)
-        if head not in HEADS or decode not in DECODERS:
-            raise DataError(f"model.head must be one of {HEADS} and model.decode of {DECODERS}")
-        # linear head: decode="constrained" runs Viterbi over the softmax scores so that outputs
-        # are always valid spans; "argmax" labels each word on its own (as HF pipelines do)
-        self.crf = CRF(self.labels) if head == "crf" else None
-        # casing classes for uncased encoders (nerlit.data.casing): added to the input embeddings,
-        # zero-initialised so that training starts from the pretrained encoder unchanged
-        self.casing = None
-        if case_features:
-            self.casing = nn.Embedding(NUM_CASINGS, self.encoder.config.hidden_size)
-            nn.init.zeros_(self.casing.weight)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        # entity scores of (gold, predicted) IOB2 tags: nerlit.evaluation.metrics.entity_scores
+        # with the run's eval_mode and reference types, passed in by the entry point (evaluation
+        # is a layer above models)
+        self.scorer = scorer
         self._eval_outputs: list[tuple[torch.Tensor, ...]] = []
         self._eval_windows = 0
         self.test_scores: dict | None = None
@@ -108,41 +99,14 @@ class NerModule(L.LightningModule):
         attention_mask: torch.Tensor,
         casing_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.casing is None:
-            inputs = {"input_ids": input_ids}
-        else:
-            if casing_ids is None:
-                raise ValueError("a model trained with case_features needs casing_ids")
-            embeds = self.encoder.get_input_embeddings()(input_ids) + self.casing(casing_ids)
-            inputs = {"inputs_embeds": embeds}
-        hidden = self.encoder(**inputs, attention_mask=attention_mask).last_hidden_state
-        return self.classifier(self.dropout(hidden))
+        return self.network(input_ids, attention_mask, casing_ids)
 
     def _batch_logits(self, batch: dict) -> torch.Tensor:
         return self(batch["input_ids"], batch["attention_mask"], batch.get("casing_ids"))
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.crf is not None:
-            emissions, mask = compact(logits, labels != IGNORE_INDEX)
-            tags, _ = compact(labels, labels != IGNORE_INDEX)
-            return self.crf.nll(emissions, tags, mask)
-        return self.loss_fn(logits.float().view(-1, logits.size(-1)), labels.view(-1))
-
-    def _word_values(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-token values that evaluation keeps: label ids, or log-probs for Viterbi later."""
-        if self.crf is not None:
-            labelled = labels != IGNORE_INDEX
-            emissions, mask = compact(logits, labelled)
-            ids = torch.zeros_like(labels)
-            ids[labelled] = self.crf.decode(emissions, mask)[mask]
-            return ids
-        if self.hparams.decode == "constrained":
-            return torch.log_softmax(logits.float(), dim=-1)
-        return logits.argmax(-1)
-
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self._batch_logits(batch)
-        loss = self._loss(logits, batch["labels"])
+        loss = self.network.loss(logits, batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
         return loss
 
@@ -150,13 +114,14 @@ class NerModule(L.LightningModule):
 
     def _eval_step(self, batch: dict, split: str) -> None:
         logits = self._batch_logits(batch)
-        loss = self._loss(logits, batch["labels"])
+        loss = self.network.loss(logits, batch["labels"])
         size = batch["input_ids"].size(0)
         self.log(f"{split}/loss", loss, batch_size=size, sync_dist=True)
         owned = batch["word_index"] >= 0
         sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
-        values = self._word_values(logits, batch["labels"])
-        self._eval_outputs.append((sentence[owned], batch["word_index"][owned], values[owned]))
+        # each word's first-subword logits; decoded per sentence once the split is complete
+        words = logits[owned].float()
+        self._eval_outputs.append((sentence[owned], batch["word_index"][owned], words))
         self._eval_windows += batch["input_ids"].size(0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -181,7 +146,7 @@ class NerModule(L.LightningModule):
         if self._eval_outputs:
             flat = [torch.cat(parts).cpu() for parts in zip(*self._eval_outputs)]
         else:  # a rank may get no window of a tiny split
-            flat = [torch.empty(0, dtype=torch.long) for _ in range(3)]
+            flat = [torch.empty(0, dtype=torch.long)] * 2 + [torch.empty(0, len(self.labels))]
         windows, self._eval_outputs = self._eval_windows, []
         world = self.trainer.world_size if self._trainer is not None else 1
         if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -202,18 +167,14 @@ class NerModule(L.LightningModule):
         missing = sum(int((~written[i]).sum()) for i in seen)
         if missing and not limited:
             raise RuntimeError(f"{missing} {split} words got no prediction: an encoding bug")
-        if values and values[0].dim() == 2:  # log-probs: constrained Viterbi per sentence
-            ids = constrained_decode([values[i] for i in seen], self.labels)
-        else:
-            ids = [values[i].tolist() for i in seen]
+        pred, _ = self.network.decode([values[i] for i in seen], self.hparams.decode)
         gold = [list(sentences[i].tags) for i in seen]
-        pred = [[self.labels[y] for y in row] for row in ids]
-        if self.trained_on_bioes:
-            pred = [bioes_to_iob2(tags) for tags in pred]
         self.test_predictions = pred if split == "test" else self.test_predictions
         if split == "test":
             self.test_gold = gold  # what test_predictions are scored against
-        return entity_scores(gold, pred, self.hparams.eval_mode, self.hparams.reference_types or ())
+        if self.scorer is None:
+            raise ValueError("NerModule needs a scorer to evaluate (nerlit.train passes one)")
+        return self.scorer(gold, pred)
 
     def on_validation_epoch_end(self) -> None:
         scores = self._score("val")

@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from nerlit.errors import ModelNotFoundError
 
@@ -97,11 +97,3 @@ def load_tokenizer(location: str):
     config = AutoConfig.from_pretrained(location)
     kwargs = {"add_prefix_space": True} if config.model_type in _PREFIX_SPACE_TYPES else {}
     return AutoTokenizer.from_pretrained(location, use_fast=True, **kwargs)
-
-
-def load_encoder(location: str, from_scratch: bool = False, config_overrides: dict | None = None):
-    """Pretrained weights, or a random-init encoder from the config alone (``from_scratch``)."""
-    config = AutoConfig.from_pretrained(location, **(config_overrides or {}))
-    if from_scratch:
-        return AutoModel.from_config(config)
-    return AutoModel.from_pretrained(location, config=config)
