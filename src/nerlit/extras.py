@@ -36,10 +36,7 @@ def require(feature: str) -> None:
     """Stop with the install command when ``feature``'s extra is missing."""
     module, extra = EXTRAS[feature]
     if not installed(module):
-        raise MissingExtraError(
-            f"{feature} needs the {extra} extra, which is not installed: "
-            f'pip install "nerlit[{extra}]"'
-        )
+        raise MissingExtraError(f'{feature} needs the {extra} extra: pip install "nerlit[{extra}]"')
 
 
 def require_for_overrides(overrides: list[str]) -> None:
