@@ -11,7 +11,7 @@ NERLIT_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 export NERLIT_DATA_DIR ?= $(NERLIT_SHARED_DIR)/data
 export NERLIT_MODELS_DIR ?= $(NERLIT_SHARED_DIR)/models
 
-.PHONY: install train test test-slow lint format clean wheel bench bench-train bench-inference
+.PHONY: install train test test-slow lint format clean wheel bench bench-train bench-inference bench-serve
 
 install: $(VENV)/.installed
 
@@ -56,5 +56,9 @@ bench-inference: install
 ## nerlit vs HF Trainer vs a bare loop, same data/model/steps: ARGS="--sentences 3000 --steps 60"
 bench-train: install
 	$(BIN)/python bench/train_throughput.py $(ARGS)
+
+## nerlit serve under 1, 8, 32 concurrent clients vs in-process Tagger: ARGS="--model DIR [--backend B]"
+bench-serve: install
+	$(BIN)/python bench/serve.py $(ARGS)
 
 bench: bench-train bench-inference

@@ -1,0 +1,314 @@
+"""``nerlit serve``: the real server (``python -m nerlit.serve``) on a free localhost port, called
+by a real HTTP client (urllib). Its records are ``Tagger.predict``'s and ``nerlit predict``'s; each
+of 16 concurrent clients gets its own results in order while their requests share batches; a bad
+request gets a 4xx with a message and disturbs no one. The batcher's failure isolation and the
+option pass-through to ``Tagger.load`` are tested in-process, where they are cheap to force."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from nerlit.errors import OptionError
+from nerlit.inference.files import predict_file
+from nerlit.inference.tagger import Tagger
+from nerlit.serve import Batcher, load_tagger, predict_record
+from tests.test_inference import tiny_checkpoint
+
+MAX_TEXTS = 8
+MAX_CHARS = 300
+#: makes BLOCKED look uninstalled in a subprocess (through sitecustomize)
+BLOCKER = """
+import sys
+
+class _Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, _Hide())
+"""
+#: no proxy for 127.0.0.1, whatever the environment says
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Server:
+    def __init__(self, port: int, process: subprocess.Popen, log: Path) -> None:
+        self.url, self.process, self.log = f"http://127.0.0.1:{port}", process, log
+
+    def call(
+        self, path: str, body: bytes | dict | None = None, method: str | None = None
+    ) -> tuple[int, dict]:
+        """(status, JSON body) of one request; a dict body is sent as JSON."""
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with HTTP.open(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def predict(self, texts: list) -> list[dict]:
+        status, body = self.call("/predict", {"texts": texts})
+        assert status == 200, body
+        return body["results"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tagger(ckpt: Path) -> Tagger:
+    # fp32: bf16 autocast would round differently in batches padded differently
+    return Tagger.load(ckpt, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def server(ckpt: Path, tmp_path_factory) -> Iterator[Server]:
+    """One server for the module; SIGTERM (then SIGKILL) at the end, whatever happened."""
+    workdir = tmp_path_factory.mktemp("serve")
+    log = workdir / "server.log"
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "nerlit.serve",
+        f"ckpt_path={ckpt}",
+        f"port={port}",
+        f"max_texts={MAX_TEXTS}",
+        f"max_chars={MAX_CHARS}",
+        "precision=fp32",
+        # the first request of a batch waits for the others: concurrent clients share batches
+        "batch_timeout=0.1",
+    ]
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT)
+    running = Server(port, process, log)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, f"the server exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no /health in 90 s:\n{log.read_text()}"
+            try:
+                if running.call("/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _expected(tagger: Tagger, texts: list) -> list[dict]:
+    return [predict_record(t, found) for t, found in zip(texts, tagger.predict(texts))]
+
+
+def _same(served: list[dict], expected: list[dict]) -> bool:
+    """Equal records, scores to 1e-5 (thread counts may reorder a float sum)."""
+    if [r["text"] for r in served] != [r["text"] for r in expected]:
+        return False
+    for got, want in zip(served, expected):
+        strip = [{k: v for k, v in e.items() if k != "score"} for e in got["entities"]]
+        if strip != [{k: v for k, v in e.items() if k != "score"} for e in want["entities"]]:
+            return False
+        scores = [e["score"] for e in got["entities"]]
+        if scores != pytest.approx([e["score"] for e in want["entities"]], abs=1e-5):
+            return False
+    return True
+
+
+TEXTS = [
+    "Angela Merkel visited Berlin with NATO on Monday.",
+    "",
+    "Iraq's U.S.-led forces met Obama in São Paulo 😀 on Friday , said Reuters .",
+    "John Smith criticized Paris .",
+]
+
+
+def test_one_request_returns_the_records_of_tagger_predict_and_nerlit_predict(
+    server, tagger, tmp_path
+):
+    texts = [*TEXTS, ["Maria", "left", "New", "York", "."], []]
+    served = server.predict(texts)
+    assert _same(served, _expected(tagger, texts))
+    assert served[4]["text"] == "Maria left New York ."
+    assert all(r["text"][e["start"] : e["end"]] == e["text"] for r in served for e in r["entities"])
+
+    lines = tmp_path / "texts.txt"
+    lines.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    predict_file(tagger, lines, tmp_path / "out.jsonl", progress=False)
+    jsonl = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert _same(served[: len(TEXTS)], jsonl)
+    assert server.predict([]) == []
+
+
+def test_concurrent_clients_each_get_their_own_results_in_order(server, tagger):
+    people, places = ["Obama", "Angela Merkel", "John Smith", "Maria"], ["Paris", "Iraq", "Berlin"]
+    asks = {
+        client: [
+            [
+                f"{people[(client + r) % 4]} visited {places[(client + k) % 3]} , client {client} "
+                f"request {r} text {k} ."
+                for k in range(1 + (client + r) % 3)
+            ]
+            for r in range(2)
+        ]
+        for client in range(16)
+    }
+    before = server.call("/health")[1]
+    start = threading.Barrier(16)
+    answers: dict[int, list] = {}
+
+    def client(number: int) -> None:
+        start.wait()
+        answers[number] = [server.predict(texts) for texts in asks[number]]
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(answers) == list(range(16))
+    everything = [text for requests in asks.values() for texts in requests for text in texts]
+    expected = dict(zip(everything, _expected(tagger, everything)))
+    for number, requests in asks.items():
+        for texts, served in zip(requests, answers[number]):
+            assert _same(served, [expected[t] for t in texts]), (number, texts)
+    after = server.call("/health")[1]
+    requests = after["requests"] - before["requests"]
+    assert requests == 32 and after["texts"] - before["texts"] == sum(
+        len(t) for r in asks.values() for t in r
+    )
+    assert after["batches"] - before["batches"] < requests  # requests shared batches
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "method", "status", "says"),
+    [
+        ("/predict", b'{"texts": [', None, 400, "not valid JSON"),
+        ("/predict", b"\xff\xfe\x00", None, 400, "not valid JSON"),
+        ("/predict", {"texts": "x"}, None, 422, "must be a list"),
+        ("/predict", {"texts": [1, None]}, None, 422, "texts[0] is a number"),
+        ("/predict", {"texts": [["a", None]]}, None, 422, "texts[0] is a list holding"),
+        ("/predict", b"[]", None, 422, "JSON object"),
+        ("/predict", {"text": ["a"]}, None, 422, "JSON object"),
+        ("/predict", {"texts": ["a"], "decode": "argmax"}, None, 422, "unknown field"),
+        ("/predict", {"texts": ["a"] * (MAX_TEXTS + 1)}, None, 413, "max_texts"),
+        ("/predict", {"texts": ["ok", "a" * (MAX_CHARS + 1)]}, None, 413, "texts[1] has"),
+        ("/predict", {"texts": [["a" * MAX_CHARS, "b"]]}, None, 413, "max_chars"),
+        ("/predict", {"texts": ["\ud800"]}, None, 422, "surrogate"),
+        ("/predict", None, "GET", 405, "Method Not Allowed"),
+        ("/predictions", {"texts": ["a"]}, None, 404, "Not Found"),
+    ],
+)
+def test_a_bad_request_gets_a_4xx_with_a_message_and_the_server_keeps_serving(
+    server, path, body, method, status, says
+):
+    got, answer = server.call(path, body, method)
+    assert got == status and says in answer["detail"], answer
+    assert server.call("/health")[0] == 200
+    assert server.predict(["Obama visited Paris ."])[0]["text"] == "Obama visited Paris ."
+
+
+def test_a_request_that_breaks_the_model_fails_alone_in_its_batch():
+    def predict(texts: list) -> list:
+        if "boom" in texts:
+            raise RuntimeError("boom")
+        return [[t] for t in texts]
+
+    batcher = Batcher(predict, max_batch_size=64, batch_timeout=0.5)
+    futures = [batcher.submit(texts) for texts in (["a", "b"], ["boom"], ["c"])]
+    batcher.start()
+    try:
+        assert futures[0].result(10) == [["a"], ["b"]] and futures[2].result(10) == [["c"]]
+        with pytest.raises(RuntimeError, match="boom"):
+            futures[1].result(10)
+    finally:
+        batcher.stop()
+
+
+def test_options_reach_tagger_load_only_where_it_takes_them(monkeypatch):
+    seen = {}
+
+    def load(path, decode=None, precision="auto"):
+        seen.update(path=path, decode=decode, precision=precision)
+
+    monkeypatch.setattr(Tagger, "load", staticmethod(load))
+    cfg = OmegaConf.create(
+        {
+            "ckpt_path": "m",
+            "decode": "argmax",
+            "precision": "fp32",
+            "backend": None,
+            "threads": None,
+        }
+    )
+    load_tagger(cfg)
+    assert seen == {"path": "m", "decode": "argmax", "precision": "fp32"}
+    cfg.decode = None  # null: Tagger.load's own default
+    load_tagger(cfg)
+    assert seen["decode"] is None
+    cfg.backend = "onnx"
+    with pytest.raises(OptionError, match="backend='onnx'"):
+        load_tagger(cfg)
+
+    def open_ended(path, **options):
+        seen.update(options)
+
+    monkeypatch.setattr(Tagger, "load", staticmethod(open_ended))
+    load_tagger(cfg)
+    assert seen["backend"] == "onnx"
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "starlette"])
+def test_without_the_serve_extra_it_names_the_pip_line_and_imports_no_server_package(
+    tmp_path, missing
+):
+    (tmp_path / "sitecustomize.py").write_text(f"BLOCKED = {(missing,)!r}\n{BLOCKER}")
+    paths = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    script = (
+        "import sys, nerlit.serve as serve\n"
+        "assert not {'uvicorn', 'starlette', 'torch'} & set(sys.modules), 'imported'\n"
+        "sys.argv = ['nerlit serve', 'ckpt_path=model']\n"
+        "serve.main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert 'nerlit serve needs the serve extra: pip install "nerlit[serve]"' in result.stderr
+    assert "imported" not in result.stderr and "Traceback" not in result.stderr
