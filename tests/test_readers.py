@@ -111,7 +111,8 @@ def test_conll_latin1_fallback_and_explicit_encoding_error(tmp_path: Path):
     path = tmp_path / "latin.txt"
     path.write_bytes(b"Caf\xe9 B-ORG\nopens O\n")
     assert read_conll_file(path)[0].words[0] == "Caf\u00e9"
-    with pytest.raises(CorpusFormatError, match=r"latin\.txt, line 1: bytes not valid in utf-8"):
+    match = r"latin\.txt, line 1: byte 0xe9 at column 4 is not utf-8 .*data\.encoding=latin-1"
+    with pytest.raises(CorpusFormatError, match=match):
         read_conll_file(path, encoding="utf-8")
 
 
@@ -187,11 +188,11 @@ def test_jsonl_tokens_and_offsets(tmp_path: Path):
         ('{"tokens": ["a"], "tags": ["O"]', r"line 2: not valid JSON"),
         (
             {"text": "Hi there", "entities": [{"start": 3, "end": 20, "label": "x"}]},
-            r"line 2: entity \[3, 20\) falls outside the text of 8 characters",
+            r"line 2: entity 1 \[3, 20\) falls outside the text of 8 characters",
         ),
         (
             {"text": "Angela Merkel", "entities": [{"start": 0, "end": 4, "label": "per"}]},
-            r"line 2: entity \[0, 4\) 'Ange' cuts the word 'Angela'",
+            r"line 2: entity 1 \[0, 4\) 'Ange' cuts the word 'Angela'",
         ),
         (
             {
@@ -201,12 +202,12 @@ def test_jsonl_tokens_and_offsets(tmp_path: Path):
                     {"start": 7, "end": 13, "label": "per"},
                 ],
             },
-            r"line 2: entity \[7, 13\) overlaps another entity",
+            r"line 2: entity 2 \[7, 13\) overlaps another entity",
         ),
         ({"tokens": ["a", "b"], "tags": ["O"]}, r"line 2: 'tokens' and 'tags' must be lists"),
         ({"tokens": ["a"], "tags": ["PER"]}, r"line 2: unknown tag 'PER'"),
         ({"words": ["a"]}, r"line 2: the record has neither 'tokens' nor 'text'"),
-        ({"text": "a", "entities": [{"start": 0}]}, r"line 2: entity .* lacks an integer"),
+        ({"text": "a", "entities": [{"start": 0}]}, r"line 2: entity 1 lacks 'end'"),
     ],
 )
 def test_jsonl_malformed_lines(tmp_path: Path, record, message: str):

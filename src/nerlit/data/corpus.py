@@ -1,11 +1,13 @@
 """Files -> one IOB2 :class:`Corpus`: scheme detection and repair, empty sentences, splits.
 
-What was done to the data is counted in :class:`CorpusReport` and logged, never done silently.
+What was done to the data is counted in :class:`CorpusReport` and logged, never done silently;
+what cannot be done (a split left without sentences) stops the run before training.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -14,7 +16,7 @@ from pathlib import Path
 from nerlit.data.readers import read_sentences
 from nerlit.data.schemes import SCHEMES, detect_scheme, to_iob2
 from nerlit.data.types import Corpus, Sentence
-from nerlit.errors import DataError
+from nerlit.errors import CorpusFormatError, DataError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -22,12 +24,24 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class CorpusReport:
-    """How the corpus was read: the numbers a user needs to trust it."""
+    """How the corpus was read: the numbers a user needs to trust it.
+
+    ``scheme`` is train's (the file's, from :func:`load_file`); ``schemes`` each split's, since
+    each file is detected on its own (a BIOES test file beside IOB2 train is read as BIOES).
+    """
 
     scheme: str = "iob2"
+    schemes: dict[str, str] = field(default_factory=dict)
     repaired_tags: dict[str, int] = field(default_factory=dict)
     empty_skipped: dict[str, int] = field(default_factory=dict)
     carved_from_train: list[str] = field(default_factory=list)
+
+
+def _carve_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
+    """How many of ``n`` sentences :func:`split_sentences` puts in train, val and test."""
+    n_train = min(int(round(fractions[0] * n)), n)
+    n_val = min(int(round(fractions[1] * n)), n - n_train)
+    return n_train, n_val, n - n_train - n_val
 
 
 def split_sentences(
@@ -38,19 +52,20 @@ def split_sentences(
         raise DataError(f"data.split_fractions must be 3 numbers summing to 1, got {fractions}")
     order = list(range(len(sentences)))
     random.Random(seed).shuffle(order)
-    n_train = int(round(fractions[0] * len(order)))
-    n_val = int(round(fractions[1] * len(order)))
+    n_train, n_val, _ = _carve_sizes(len(order), fractions)
     pick = [sentences[i] for i in order]
     return pick[:n_train], pick[n_train : n_train + n_val], pick[n_train + n_val :]
 
 
-def _to_iob2(split: str, sentences: list[Sentence], report: CorpusReport) -> list[Sentence]:
-    """One split in ``report.scheme`` -> IOB2, empty sentences dropped; both counted in report."""
+def _to_iob2(
+    split: str, sentences: list[Sentence], scheme: str, report: CorpusReport
+) -> list[Sentence]:
+    """One split in ``scheme`` -> IOB2, empty sentences dropped; both counted in report."""
     kept, repaired = [], 0
     for sentence in sentences:
         if not sentence.words:
             continue
-        tags, fixed = to_iob2(sentence.tags, report.scheme)
+        tags, fixed = to_iob2(sentence.tags, scheme)
         repaired += fixed
         kept.append(replace(sentence, tags=tuple(tags)))
     report.empty_skipped[split] = len(sentences) - len(kept)
@@ -60,11 +75,84 @@ def _to_iob2(split: str, sentences: list[Sentence], report: CorpusReport) -> lis
             "%s: repaired %d invalid %s tags (an I- that continues no entity starts one)",
             split,
             repaired,
-            report.scheme,
+            scheme,
         )
     if report.empty_skipped[split]:
         log.warning("%s: skipped %d empty sentences", split, report.empty_skipped[split])
     return kept
+
+
+def _read_split(
+    split: str,
+    path: str | Path,
+    format: str,
+    encoding: str | None,
+    token_column: int,
+    tag_column: int,
+    scheme: str,
+    report: CorpusReport,
+) -> list[Sentence]:
+    """One file as one IOB2 split, in its own scheme (detected from its tags unless named)."""
+    if scheme not in SCHEMES:
+        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
+    sentences = read_sentences(path, format, encoding, token_column, tag_column, scheme)
+    found = detect_scheme(s.tags for s in sentences) if scheme == "auto" else scheme
+    report.schemes[split] = found
+    log.info("%s: %s, tag scheme %s%s", split, path, found, " (detected)" * (scheme == "auto"))
+    kept = _to_iob2(split, sentences, found, report)
+    if not kept:
+        raise CorpusFormatError(
+            path,
+            None,
+            f"{split} has 0 sentences ({report.empty_skipped[split]} empty ones skipped)",
+            "at least 1 sentence with words",
+        )
+    return kept
+
+
+def _smallest_train(fractions: Sequence[float], carved: Sequence[str]) -> int | None:
+    """The fewest train sentences from which on every ``carved`` split gets at least 1 (None when
+    one's share is 0). Rounding moves a split's size by at most one, so from ``2 / share``
+    sentences on every split has one, and only the sizes below that are tried."""
+    shares = [f for s, f in zip(SPLITS, fractions) if s in carved]
+    if min(shares) <= 0:
+        return None
+    last_short = 0
+    for n in range(1, math.ceil(2 / min(shares)) + 1):
+        sizes = dict(zip(SPLITS, _carve_sizes(n, fractions)))
+        if not all(sizes[s] for s in carved):
+            last_short = n
+    return last_short + 1
+
+
+def _check_carved(
+    splits: dict[str, list[Sentence]],
+    missing: list[str],
+    fractions: Sequence[float],
+    given: Sequence[float],
+    train_file: str | Path,
+) -> None:
+    """Every carved split (and what is left of train) needs a sentence: an empty validation
+    split never validates and an empty test split crashes the end of training."""
+    carved = ["train", *missing]
+    empty = [s for s in carved if not splits[s]]
+    if not empty:
+        return
+    n = sum(len(splits[s]) for s in carved)
+    sizes = ", ".join(f"{s} {len(splits[s])}" for s in SPLITS if s in carved)
+    need = _smallest_train(fractions, carved)
+    short = [s for s in empty if s != "train"] or ["train"]
+    fix = " and ".join(short)
+    files = " and ".join(f"data.{s}_file" for s in short if s != "train")
+    enough = f"a train file of at least {need} sentences with these fractions, " if need else ""
+    raise CorpusFormatError(
+        train_file,
+        None,
+        f"{n} sentences carved into {sizes} by data.split_fractions={[float(f) for f in given]}; "
+        "every split needs at least 1 sentence",
+        f"{enough}a larger data.split_fractions share for {fix}"
+        + (f", or {files}" if files else ""),
+    )
 
 
 def load_corpus(
@@ -80,23 +168,19 @@ def load_corpus(
     split_seed: int = 42,
     name: str | None = None,
 ) -> tuple[Corpus, CorpusReport]:
-    """Read the files, convert to IOB2, and carve any missing val/test split out of train.
+    """Read the files, convert each from its own scheme to IOB2, and carve any missing val/test
+    split out of train.
 
-    Missing splits take their share of ``split_fractions`` from the train file (both missing:
-    80/10/10 by default; only test missing: test gets 0.1 / 1.0 of train's sentences, and so on).
+    ``scheme='auto'`` detects each file's scheme from its own tags: files of one corpus may come
+    from different tools. Missing splits take their share of ``split_fractions`` from the train
+    file (both missing: 80/10/10 by default; only test missing: test gets 0.1 / 0.9 of train's
+    sentences, and so on); a split left with no sentence stops here, before training.
     """
-    if scheme not in SCHEMES:
-        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
     files = {"train": train_file, "val": val_file, "test": test_file}
-    raw = {
-        split: read_sentences(path, format, encoding, token_column, tag_column)
-        for split, path in files.items()
-        if path
-    }
     report = CorpusReport()
-    report.scheme = detect_scheme(s.tags for s in raw["train"]) if scheme == "auto" else scheme
-    log.info("tag scheme: %s%s", report.scheme, " (detected)" if scheme == "auto" else "")
-    splits = {split: _to_iob2(split, sentences, report) for split, sentences in raw.items()}
+    reading = (format, encoding, token_column, tag_column, scheme, report)
+    splits = {split: _read_split(split, path, *reading) for split, path in files.items() if path}
+    report.scheme = report.schemes["train"]
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         share = {s: f for s, f in zip(SPLITS, split_fractions)}
@@ -108,6 +192,8 @@ def load_corpus(
         splits["train"] = train
         splits.update({s: part for s, part in (("val", val), ("test", test)) if s in missing})
         report.carved_from_train = missing
+        report.schemes.update({s: report.scheme for s in missing})
+        _check_carved(splits, missing, fractions, split_fractions, train_file)
         log.info("%s carved from %s (seed %d)", " and ".join(missing), train_file, split_seed)
     sources = {s: str(Path(p).expanduser().resolve()) for s, p in files.items() if p}
     corpus = Corpus(**splits, name=name or Path(train_file).stem, sources=sources)
@@ -134,15 +220,10 @@ def load_file(
     """One file as one IOB2 split, with no train file: what a user scores a model on.
 
     ``format=None`` infers it from the name (:func:`infer_format`); ``scheme='auto'`` detects it
-    from this file's own tags, as :func:`load_corpus` does from train's.
+    from this file's own tags, as :func:`load_corpus` does for each of its files.
     """
-    if scheme not in SCHEMES:
-        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
-    format = format or infer_format(path)
-    sentences = read_sentences(path, format, encoding, token_column, tag_column)
     report = CorpusReport()
-    report.scheme = detect_scheme(s.tags for s in sentences) if scheme == "auto" else scheme
-    log.info(
-        "%s: %s, tag scheme %s%s", path, format, report.scheme, " (detected)" * (scheme == "auto")
-    )
-    return _to_iob2(split, sentences, report), report
+    format = format or infer_format(path)
+    sentences = _read_split(split, path, format, encoding, token_column, tag_column, scheme, report)
+    report.scheme = report.schemes[split]
+    return sentences, report

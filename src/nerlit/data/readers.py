@@ -1,21 +1,30 @@
 """File formats -> lists of :class:`Sentence` with the file's own tags (scheme untouched).
 
-Every error names the file, the line, what is wrong and what was expected, and is raised while
-reading, before any training starts.
+Every file, whatever its format, becomes lines through :func:`read_lines`, the one rule for
+bytes, encodings and line endings, so no reader can drift from another. Every error names the
+file, the line, what is wrong and what was expected, and is raised while reading, before any
+training starts.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import functools
 import gzip
 import io
 import json
 import logging
-from collections.abc import Iterable, Iterator
+import re
+import string
+import zlib
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from nerlit.data.schemes import check_tag
+from nerlit.data.schemes import check_tag, scheme_allows, split_tag
 from nerlit.data.types import Sentence
 from nerlit.data.words import split_words
 from nerlit.errors import CorpusFormatError, DataError
@@ -24,49 +33,223 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("conll", "jsonl", "gmb")
 
+#: UTF-32 before UTF-16: the UTF-32-LE mark begins with the UTF-16-LE one
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_GZIP_MAGIC = b"\x1f\x8b"
+#: what undecided files are tried as, in order: cp1252 before latin-1, since latin-1 turns
+#: Windows' curly quotes and dashes (0x91-0x97) into control characters tokenizers drop
+_FALLBACKS = ("utf-8", "cp1252", "latin-1")
+#: ASCII whitespace alone separates columns and makes a line blank: NBSP, U+0085 (a latin-1
+#: 0x85) and U+2028 are characters of a word, though ``str.split()`` splits at them
+_BLANK = string.whitespace
+_COLUMN_SPACES = re.compile(f"[{re.escape(_BLANK)}]+")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-def _read_bytes(path: Path) -> bytes:
+
+def corpus_path(path: str | Path) -> Path:
+    """``path`` with ``~`` expanded, or a one-line error naming the settings that name it."""
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such corpus file. Check the data.*_file settings; the presets (data=gmb, "
             "data=conll2003) read under paths.data_dir: set NERLIT_DATA_DIR to the folder holding "
             "gmb/ and conll2003/"
         )
-    data = path.read_bytes()
-    return gzip.decompress(data) if path.suffix == ".gz" else data
+    return path
 
 
-def _decoded_lines(path: Path, encoding: str | None) -> Iterator[tuple[int, str]]:
-    """(line number, text) with CR/LF stripped.
+def _open_binary(path: Path) -> BinaryIO:
+    """The file's bytes, gunzipped when it is gzip (by its name or by its magic number)."""
+    with path.open("rb") as probe:
+        magic = probe.read(len(_GZIP_MAGIC))
+    if path.suffix == ".gz" or magic == _GZIP_MAGIC:
+        return gzip.open(path)
+    return path.open("rb")
 
-    ``encoding=None``: UTF-8, and if the file is not valid UTF-8, latin-1 for the whole file
-    (it decodes any byte). An explicit encoding that fails names the offending line.
-    """
-    raw = _read_bytes(path)
-    if encoding is None:
+
+def _family(codec: str) -> str:
+    """``utf-16-le`` -> ``utf-16``: encodings one byte order mark can stand for."""
+    name = codecs.lookup(codec).name
+    return name[:6].rstrip("-") if name.startswith("utf") else name
+
+
+def _chosen_codec(head: bytes, encoding: str | None, name: str) -> str | None:
+    """A byte order mark decides the encoding: it is written by the program that wrote the file,
+    while ``encoding`` may be a preset's guess (GMB's cp1252) for a file saved anew as UTF-8."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            family = _family(codec)
+            if encoding is not None and _family(encoding) != family:
+                log.warning(
+                    "%s starts with a %s byte order mark: read as %s, not %s",
+                    name,
+                    family,
+                    family,
+                    encoding,
+                )
+            return codec
+    return encoding
+
+
+def _fallback_codec(path: Path) -> str:
+    """The first of :data:`_FALLBACKS` that decodes the whole file (latin-1 decodes any byte)."""
+    for codec in _FALLBACKS[:-1]:
+        decoder = codecs.getincrementaldecoder(codec)()
+        with _open_binary(path) as raw:
+            try:
+                while chunk := raw.read(1 << 20):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+                return codec
+            except UnicodeDecodeError:
+                pass
+    return _FALLBACKS[-1]
+
+
+def _undecodable(
+    path: Path | None, name: str, codec: str, option: str, after: int
+) -> CorpusFormatError:
+    """The line, column and byte of the first byte ``codec`` cannot decode, found by reading the
+    file again: a decoder reads ahead in blocks, so the line being read is not where it failed.
+    A stream cannot be read again: it gets the line after the last one read, "or later"."""
+    expected = (
+        f"text in {codec}; set {option} to the file's encoding ({option}=latin-1 reads any byte)"
+    )
+    if path is not None:
+        with _open_binary(path) as raw:
+            data = raw.read()
         try:
-            raw.decode("utf-8")
-            encoding = "utf-8"
-        except UnicodeDecodeError:
-            log.warning("%s is not valid UTF-8; reading it as latin-1 (set data.encoding)", path)
-            encoding = "latin-1"
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = line.decode(encoding)
+            data.decode(codec)
         except UnicodeDecodeError as error:
-            raise CorpusFormatError(
-                path,
-                number,
-                f"bytes not valid in {encoding} ({error.reason})",
-                "text in data.encoding (or data.encoding=null to fall back to latin-1)",
+            before = _LINE_BREAK.split(data[: error.start].decode(codec, errors="replace"))
+            problem = (
+                f"byte 0x{data[error.start]:02x} at column {len(before[-1]) + 1} is not {codec} "
+                f"({error.reason})"
+            )
+            return CorpusFormatError(name, len(before), problem, expected)
+    return CorpusFormatError(name, None, f"not {codec} text at line {after + 1} or later", expected)
+
+
+def read_lines(
+    source: str | Path | BinaryIO, encoding: str | None = None, option: str = "data.encoding"
+) -> Iterator[tuple[int, str]]:
+    """(line number, text without its ending) of a text file: the one rule every reader uses.
+
+    - Bytes are decoded before they are split, so UTF-16 and UTF-32 split where their own line
+      breaks are. A byte order mark (UTF-8, UTF-16, UTF-32) picks the encoding and is not text.
+    - ``encoding=None``: UTF-8; a file that is not valid UTF-8 is read as cp1252, or as latin-1
+      where cp1252 leaves a byte undefined (logged). An encoding that fails names the line,
+      the column and the byte, and ``option``, the setting that fixes it.
+    - Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old Mac files), and nowhere else: U+2028,
+      U+0085 and the other characters ``str.splitlines()`` breaks at are text (cp1252's 0x85 is
+      an ellipsis). A final line break ends the last line; it starts no empty one.
+    - Gzip is read by a ``.gz`` name or the gzip magic number; a broken one is named.
+    - NUL characters stop the read: they mean UTF-16 or UTF-32 without a byte order mark.
+
+    ``source``: a path (``~`` expanded), or a binary stream such as ``sys.stdin.buffer``, read
+    once and left open (``encoding=None`` then means UTF-8).
+    """
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(
+                f"{option}={encoding!r} is not an encoding Python knows; expected one such as "
+                "utf-8, cp1252, latin-1 or utf-16"
             ) from None
-        yield number, text.rstrip("\r")
+    if isinstance(source, (str, Path)):
+        path: Path | None = Path(source).expanduser()
+        name = str(source)
+        opened = _open_binary(path)
+    else:
+        path, name = None, str(getattr(source, "name", "<stream>"))
+        if not hasattr(source, "peek"):
+            source = io.BufferedReader(source)
+        opened = contextlib.nullcontext(source)
+    number, codec = 0, "utf-8"
+    try:
+        with opened as raw:
+            codec = _chosen_codec(raw.peek(4)[:4], encoding, name) or (
+                _fallback_codec(path) if path is not None else "utf-8"
+            )
+            if path is not None and encoding is None and codec in _FALLBACKS[1:]:
+                log.warning("%s is not valid UTF-8; reading it as %s (set %s)", name, codec, option)
+            text = io.TextIOWrapper(raw, encoding=codec, newline="")
+            try:
+                for number, line in enumerate(text, start=1):  # noqa: B007 - read in the except
+                    line = line.rstrip("\r\n")
+                    if "\x00" in line:
+                        raise CorpusFormatError(
+                            name,
+                            number,
+                            "NUL characters: the file looks like UTF-16 or UTF-32 without a "
+                            "byte order mark",
+                            f"text without NUL characters; for UTF-16 or UTF-32 set "
+                            f"{option}=utf-16-le (or utf-16-be, utf-32-le, utf-32-be)",
+                        )
+                    yield number, line
+            finally:
+                if path is None:
+                    text.detach()  # the stream is the caller's to close
+                else:
+                    text.close()
+    except UnicodeDecodeError:
+        raise _undecodable(path, name, codec, option, number) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise CorpusFormatError(
+            name,
+            None,
+            f"not a readable gzip file ({error})",
+            "a complete gzip file, or a name without .gz for plain text",
+        ) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_fits(tag: str, scheme: str) -> tuple[bool, bool]:
+    """(a valid tag, one ``scheme`` can hold): cached, since a corpus of a million words has a
+    few dozen distinct tags."""
+    return check_tag(tag), scheme_allows(tag, scheme)
+
+
+def _check_tag(
+    tag: object,
+    scheme: str,
+    path: str | Path,
+    number: int,
+    expected: str = "O or B-/I-/E-/S- followed by a type",
+) -> str:
+    """``tag`` if it is a tag the configured scheme can hold; else a one-line error.
+
+    An explicit IOB scheme meeting E-/S- tags is the file's scheme, not a typo: the message says
+    to let nerlit detect it rather than to drop the tags.
+    """
+    valid, fits = _tag_fits(tag, scheme) if isinstance(tag, str) else (False, False)
+    if not valid:
+        raise CorpusFormatError(path, number, f"unknown tag {tag!r}", expected)
+    if not fits:
+        raise CorpusFormatError(
+            path,
+            number,
+            f"tag {tag!r} is not {scheme.upper()} (data.scheme={scheme} allows only O, B- and I-)",
+            "data.scheme=auto, which detects each file's scheme, or data.scheme=bioes for a "
+            "file with E-/S- tags",
+        )
+    return str(tag)
+
+
+# --- CoNLL ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ConllBlock:
     """Consecutive lines of a CoNLL file: a sentence's word lines with their ``columns``, or one
-    line that holds no word (blank, or a ``-DOCSTART-`` marker) with no columns."""
+    line that holds no word (blank, a ``-DOCSTART-`` marker or a ``#`` comment) with none."""
 
     start: int  # the first line's number
     lines: list[str]
@@ -74,21 +257,75 @@ class ConllBlock:
     document: str | None
 
 
-def conll_blocks(lines: Iterable[tuple[int, str]], name: str) -> Iterator[ConllBlock]:
+def conll_columns(line: str) -> list[str]:
+    """A line's columns: tab-separated if it holds a tab (a token may then contain spaces), else
+    separated by runs of spaces; ``[]`` for a blank line.
+
+    Only ASCII whitespace separates (see :data:`_BLANK`), and trailing whitespace makes no empty
+    last column: a stray tab at the end of a line must not become the tag.
+    """
+    text = line.rstrip(_BLANK)
+    if not text:
+        return []
+    if "\t" in text:
+        return [field.strip(_BLANK) for field in text.split("\t")]
+    return _COLUMN_SPACES.split(text.lstrip(_BLANK))
+
+
+def _is_comment(fields: list[str], reference: list[str] | None, tag_column: int | None) -> bool:
+    """Whether a ``#`` line before a sentence's first word is a comment (CoNLL-U's
+    ``# sent_id = 1``) rather than the word ``#``: it is a word line when it has as many columns
+    as that first word line (``reference``) and, where the tag column is known, a valid tag.
+    With neither (a block of ``#`` lines alone, read without tags) it is a comment."""
+    if reference is not None and len(fields) != len(reference):
+        return True
+    if tag_column is None:
+        return reference is None
+    if not -len(fields) <= tag_column < len(fields):
+        return True
+    return not check_tag(fields[tag_column])
+
+
+def _settle(
+    pending: list[tuple[int, str, list[str]]],
+    reference: list[str] | None,
+    tag_column: int | None,
+    document: str | None,
+) -> Generator[ConllBlock, None, tuple[int, list[str], list[list[str]]]]:
+    """Yield the leading comments of ``pending`` ``#`` lines as blocks; return the rest, which
+    from the first word line on are words of the sentence, as (start, lines, columns)."""
+    while pending and _is_comment(pending[0][2], reference, tag_column):
+        number, line, _ = pending.pop(0)
+        yield ConllBlock(number, [line], [], document)
+    return (pending[0][0] if pending else 0), [p[1] for p in pending], [p[2] for p in pending]
+
+
+def conll_blocks(
+    lines: Iterable[tuple[int, str]], name: str, tag_column: int | None = None
+) -> Iterator[ConllBlock]:
     """(line number, text) lines -> blocks; a whitespace-only line ends a sentence.
 
-    Columns are tab-separated if the line holds a tab (so a token may contain spaces), else
-    separated by runs of spaces. ``-DOCSTART-`` lines are document markers, not words: each
-    starts a document named ``name:line``, which the blocks after it carry (document context).
-    Blocks before the first marker (all of them in a file without one) have no document, since
-    where their documents begin and end is unknown.
+    Columns as :func:`conll_columns` splits them. ``-DOCSTART-`` lines are document markers, not
+    words: each starts a document named ``name:line``, which the blocks after it carry (document
+    context). Blocks before the first marker (all of them in a file without one) have no
+    document, since where their documents begin and end is unknown. ``#`` lines before a
+    sentence's first word are comments or words as :func:`_is_comment` decides (``tag_column``:
+    where a tag is, when the lines have one).
     """
     document: str | None = None
     start, block, columns = 0, [], []
+    pending: list[tuple[int, str, list[str]]] = []  # '#' lines before a first word, undecided
     for number, line in lines:
-        fields = line.split("\t") if "\t" in line else line.split()
-        fields = [f.strip() for f in fields] if line.strip() else []
-        if fields and fields[0] != "-DOCSTART-":
+        fields = conll_columns(line)
+        is_word = bool(fields) and fields[0] != "-DOCSTART-"
+        if is_word and not block and fields[0].startswith("#"):
+            pending.append((number, line, fields))
+            continue
+        if pending:
+            reference = fields if is_word else None
+            start, block, columns = yield from _settle(pending, reference, tag_column, document)
+            pending = []
+        if is_word:
             start = start if block else number
             block.append(line)
             columns.append(fields)
@@ -99,6 +336,8 @@ def conll_blocks(lines: Iterable[tuple[int, str]], name: str) -> Iterator[ConllB
         if fields:
             document = f"{name}:{number}"
         yield ConllBlock(number, [line], [], document)
+    if pending:
+        start, block, columns = yield from _settle(pending, None, tag_column, document)
     if block:
         yield ConllBlock(start, block, columns, document)
 
@@ -116,13 +355,17 @@ def conll_field(fields: list[str], column: int, path: str | Path, number: int) -
 
 
 def read_conll_file(
-    path: str | Path, encoding: str | None = None, token_column: int = 0, tag_column: int = -1
+    path: str | Path,
+    encoding: str | None = None,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
 ) -> list[Sentence]:
     """CoNLL-style columns, one word per line (see :func:`conll_blocks`), with a tag column."""
-    path = Path(path)
+    path = corpus_path(path)
     sentences: list[Sentence] = []
     n_cols = None
-    for block in conll_blocks(_decoded_lines(path, encoding), path.name):
+    for block in conll_blocks(read_lines(path, encoding), path.name, tag_column):
         words, tags = [], []
         for number, fields in enumerate(block.columns, start=block.start):
             n_cols = n_cols or len(fields)
@@ -133,13 +376,10 @@ def read_conll_file(
                     f"{len(fields)} columns",
                     f"{max(n_cols, 2)} columns (token ... tag) like the first line",
                 )
-            tag = conll_field(fields, tag_column, path, number)
-            if not check_tag(tag):
-                raise CorpusFormatError(
-                    path, number, f"unknown tag {tag!r}", "O or B-/I-/E-/S- followed by a type"
-                )
+            tags.append(
+                _check_tag(conll_field(fields, tag_column, path, number), scheme, path, number)
+            )
             words.append(conll_field(fields, token_column, path, number))
-            tags.append(tag)
         if words:
             sentences.append(
                 Sentence(tuple(words), tuple(tags), f"{path.name}:{block.start}", block.document)
@@ -149,71 +389,135 @@ def read_conll_file(
     return sentences
 
 
-def _jsonl_sentence(path: Path, number: int, record: object) -> Sentence:
-    def fail(problem: str) -> CorpusFormatError:
-        return CorpusFormatError(
-            path,
-            number,
-            problem,
-            '{"tokens": [...], "tags": [...]} or {"text": "...", "entities": '
-            '[{"start": int, "end": int, "label": "TYPE"}]}',
-        )
+# --- JSONL ---------------------------------------------------------------------------------------
 
-    where = f"{path.name}:{number}"
-    document = record.get("document") if isinstance(record, dict) else None
+_JSONL_FORMS = (
+    '{"tokens": [...], "tags": [...]} or {"text": "...", "entities": '
+    '[{"start": int, "end": int, "label": "TYPE"}]}'
+)
+#: the keys of each form of a record; a record holding both forms' keys is ambiguous
+_FORM_KEYS = {"tokens": ("tokens", "tags"), "text": ("text", "entities")}
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _is_offset(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _label_problem(label: object) -> str | None:
+    """What is wrong with an entity's ``label`` as an entity type, if anything: it becomes the
+    tags ``B-label``/``I-label``, so it must be a non-empty word that is not itself a tag."""
+    if not isinstance(label, str) or not label:
+        return f"'label' must be an entity type (a non-empty string), got {label!r}"
+    if label.split() != [label]:
+        return f"'label' {label!r} holds whitespace; an entity type is one word"
+    if label == "O":
+        return "'label' 'O' is the tag of no entity; give the entity's type"
+    if check_tag(label):
+        return f"'label' {label!r} is a tag, not a type: give {split_tag(label)[1]!r}"
+    return None
+
+
+def _entity_tags(
+    text: str, entities: list, fail: Callable[[str], CorpusFormatError]
+) -> tuple[list[str], list[str]]:
+    """Words of ``text`` (:func:`split_words`) and IOB2 tags from character-offset entities."""
+    spans = split_words(text)
+    starts = {s: i for i, (_, s, _) in enumerate(spans)}
+    ends = {e: i for i, (_, _, e) in enumerate(spans)}
+    tags = ["O"] * len(spans)
+    for index, entity in enumerate(entities, start=1):
+        if not isinstance(entity, dict):
+            raise fail(f"entity {index} must be an object, got {entity!r}")
+        for key in ("start", "end", "label"):
+            if key not in entity:
+                raise fail(f"entity {index} lacks {key!r}")
+        start, end, label = entity["start"], entity["end"], entity["label"]
+        for key, value in (("start", start), ("end", end)):
+            if not _is_offset(value):
+                raise fail(
+                    f"entity {index}: {key!r} must be an integer character offset, got {value!r}"
+                )
+        if problem := _label_problem(label):
+            raise fail(f"entity {index}: {problem}")
+        where = f"entity {index} [{start}, {end})"
+        if end < start:
+            raise fail(f"{where} ends before it starts")
+        if end == start:
+            raise fail(f"{where} is empty (start == end)")
+        if start < 0 or end > len(text):
+            raise fail(f"{where} falls outside the text of {len(text)} characters")
+        if start not in starts or end not in ends:
+            cut = next((w for w, s, e in spans if s < start < e or s < end < e), text[start:end])
+            raise fail(
+                f"{where} {text[start:end]!r} cuts the word {cut!r}; entity offsets must fall on "
+                "word boundaries (see nerlit.data.words)"
+            )
+        first, last = starts[start], ends[end]
+        if any(t != "O" for t in tags[first : last + 1]):
+            raise fail(f"{where} overlaps another entity")
+        tags[first : last + 1] = [f"B-{label}"] + [f"I-{label}"] * (last - first)
+    return [w for w, _, _ in spans], tags
+
+
+def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sentence:
+    """One record, every value checked: whatever is not used as written is an error."""
+
+    def fail(problem: str) -> CorpusFormatError:
+        return CorpusFormatError(path, number, problem, _JSONL_FORMS)
+
+    if not isinstance(record, dict):
+        raise fail(f"the line is a JSON {_JSON_KINDS.get(type(record), 'value')}, not an object")
+    forms = [form for form in _FORM_KEYS if form in record]
+    if len(forms) != 1:
+        raise fail(
+            "the record has both 'tokens' and 'text'; give one"
+            if forms
+            else "the record has neither 'tokens' nor 'text'"
+        )
+    (form,) = forms
+    for other, keys in _FORM_KEYS.items():
+        for key in keys:
+            if other != form and key in record:
+                raise fail(f"{key!r} belongs with {other!r}, not with {form!r}")
+    document = record.get("document")
     if isinstance(document, bool) or not isinstance(document, (str, int, type(None))):
         raise fail(f"'document' must be a string or an integer, got {document!r}")
     document = None if document is None else str(document)
-    if isinstance(record, dict) and "tokens" in record:
-        words, tags = record.get("tokens"), record.get("tags")
+    if form == "tokens":
+        words, tags = record["tokens"], record.get("tags")
         if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
             raise fail("'tokens' and 'tags' must be lists of the same length")
+        for index, word in enumerate(words, start=1):
+            if not isinstance(word, str) or not word.strip(_BLANK):
+                raise fail(
+                    f"token {index} is {word!r}: tokens must be strings with a character other "
+                    "than whitespace"
+                )
         for tag in tags:
-            if not isinstance(tag, str) or not check_tag(tag):
-                raise fail(f"unknown tag {tag!r}")
-        return Sentence(tuple(map(str, words)), tuple(tags), where, document)
-    if isinstance(record, dict) and "text" in record:
+            _check_tag(tag, scheme, path, number)
+    else:
         text, entities = record["text"], record.get("entities", [])
         if not isinstance(text, str) or not isinstance(entities, list):
             raise fail("'text' must be a string and 'entities' a list")
-        spans = split_words(text)
-        starts = {s: i for i, (_, s, _) in enumerate(spans)}
-        ends = {e: i for i, (_, _, e) in enumerate(spans)}
-        tags = ["O"] * len(spans)
-        for entity in entities:
-            try:
-                start, end, label = int(entity["start"]), int(entity["end"]), str(entity["label"])
-            except (KeyError, TypeError, ValueError):
-                raise fail(f"entity {entity!r} lacks an integer start/end or a label") from None
-            if not 0 <= start < end <= len(text):
-                raise fail(
-                    f"entity [{start}, {end}) falls outside the text of {len(text)} characters"
-                )
-            if start not in starts or end not in ends:
-                cut = next(
-                    (w for w, s, e in spans if s < start < e or s < end < e), text[start:end]
-                )
-                raise fail(
-                    f"entity [{start}, {end}) {text[start:end]!r} cuts the word {cut!r}; entity "
-                    f"offsets must fall on word boundaries (see nerlit.data.words)"
-                )
-            first, last = starts[start], ends[end]
-            if any(t != "O" for t in tags[first : last + 1]):
-                raise fail(f"entity [{start}, {end}) overlaps another entity")
-            tags[first : last + 1] = [f"B-{label}"] + [f"I-{label}"] * (last - first)
-        return Sentence(tuple(w for w, _, _ in spans), tuple(tags), where, document)
-    raise fail("the record has neither 'tokens' nor 'text'")
+        words, tags = _entity_tags(text, entities, fail)  # B-/I- of checked types: any scheme
+    return Sentence(tuple(words), tuple(tags), f"{path.name}:{number}", document)
 
 
-def read_jsonl_file(path: str | Path, encoding: str | None = None) -> list[Sentence]:
+def read_jsonl_file(
+    path: str | Path, encoding: str | None = None, scheme: str = "auto"
+) -> list[Sentence]:
     """One JSON object per line: pre-split tokens with tags, or text with character offsets.
 
-    An optional ``"document"`` key names the record's document (for document context).
+    An optional ``"document"`` key names the record's document (for document context); other
+    keys (an ``"id"``...) are the user's own and ignored.
     """
-    path = Path(path)
+    path = corpus_path(path)
     sentences = []
-    for number, line in _decoded_lines(path, encoding):
-        if not line.strip():
+    for number, line in read_lines(path, encoding):
+        if not line.strip(_BLANK):
             continue
         try:
             record = json.loads(line)
@@ -224,7 +528,7 @@ def read_jsonl_file(path: str | Path, encoding: str | None = None) -> list[Sente
                 f"not valid JSON ({error.msg} at column {error.colno})",
                 "one JSON object per line",
             ) from None
-        sentences.append(_jsonl_sentence(path, number, record))
+        sentences.append(_jsonl_sentence(path, number, record, scheme))
     if not sentences:
         raise CorpusFormatError(
             path, None, "the file holds no sentences", "one JSON object per line"
@@ -232,15 +536,21 @@ def read_jsonl_file(path: str | Path, encoding: str | None = None) -> list[Sente
     return sentences
 
 
-def read_gmb_file(path: str | Path, encoding: str | None = "cp1252") -> list[Sentence]:
+# --- GMB CSV -------------------------------------------------------------------------------------
+
+
+def read_gmb_file(
+    path: str | Path, encoding: str | None = "cp1252", scheme: str = "auto"
+) -> list[Sentence]:
     """The GMB/Kaggle CSV: ``Sentence #`` is filled on a sentence's first row only.
 
     cp1252, not latin-1: the file's curly quotes and dashes (0x91-0x97) are cp1252 characters;
-    latin-1 maps them to C1 control characters that tokenizers silently drop.
+    latin-1 maps them to C1 control characters that tokenizers silently drop. Rows are read from
+    :func:`read_lines`, so ``reader.line_num`` is the file's line number; a quoted cell that
+    spans lines would lose its line break, so it is an error.
     """
-    path = Path(path)
-    handle = io.StringIO(_read_bytes(path).decode(encoding or "cp1252"), newline="")
-    reader = csv.reader(handle)
+    path = corpus_path(path)
+    reader = csv.reader(text for _, text in read_lines(path, encoding or "cp1252"))
     header = next(reader, None)
     if header is None:
         raise CorpusFormatError(path, 1, "the file is empty", "a header 'Sentence #,Word,POS,Tag'")
@@ -259,8 +569,13 @@ def read_gmb_file(path: str | Path, encoding: str | None = "cp1252") -> list[Sen
     words: list[str] = []
     tags: list[str] = []
     current = None
+    line = reader.line_num
     for row in reader:
-        line = reader.line_num
+        first, line = line + 1, reader.line_num
+        if line != first:
+            raise CorpusFormatError(
+                path, first, "a quoted cell holds a line break", "one row per line"
+            )
         if len(row) != len(header):
             raise CorpusFormatError(
                 path, line, f"{len(row)} columns", f"{len(header)} columns like the header"
@@ -273,11 +588,8 @@ def read_gmb_file(path: str | Path, encoding: str | None = "cp1252") -> list[Sen
             raise CorpusFormatError(
                 path, line, "the first row has no 'Sentence #'", "'Sentence: 1'"
             )
-        tag = row[tag_col].strip()
-        if not check_tag(tag):
-            raise CorpusFormatError(path, line, f"unknown tag {tag!r}", "O, B-TYPE or I-TYPE")
+        tags.append(_check_tag(row[tag_col].strip(), scheme, path, line, "O, B-TYPE or I-TYPE"))
         words.append(row[word_col])
-        tags.append(tag)
     if words:
         sentences.append(Sentence(tuple(words), tuple(tags), current))
     if not sentences:
@@ -291,12 +603,14 @@ def read_sentences(
     encoding: str | None = None,
     token_column: int = 0,
     tag_column: int = -1,
+    scheme: str = "auto",
 ) -> list[Sentence]:
-    """Dispatch on ``format`` (conll, jsonl, gmb)."""
+    """Dispatch on ``format`` (conll, jsonl, gmb). ``scheme`` other than ``auto`` is checked
+    against every tag as it is read, so a contradiction names its line."""
     if format == "conll":
-        return read_conll_file(path, encoding, token_column, tag_column)
+        return read_conll_file(path, encoding, token_column, tag_column, scheme)
     if format == "jsonl":
-        return read_jsonl_file(path, encoding)
+        return read_jsonl_file(path, encoding, scheme)
     if format == "gmb":
-        return read_gmb_file(path, encoding or "cp1252")
+        return read_gmb_file(path, encoding or "cp1252", scheme)
     raise DataError(f"unknown data.format {format!r}; expected one of {FORMATS}")

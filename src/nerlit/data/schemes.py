@@ -31,6 +31,12 @@ def check_tag(tag: str) -> bool:
     return tag == "O" or split_tag(tag)[1] != tag
 
 
+def scheme_allows(tag: str, scheme: str) -> bool:
+    """Whether ``scheme`` has ``tag``'s prefix: IOB1 and IOB2 have no E-/S- (nor L-/U-), so such
+    a tag under them means the scheme was named wrongly, not that the tag is to be dropped."""
+    return scheme not in ("iob1", "iob2") or split_tag(tag)[0] in ("O", "B", "I")
+
+
 def _continues(prev: str, tag: str) -> bool:
     """Whether an I-/E- ``tag`` continues the entity open at ``prev``."""
     (before, prev_kind), (_, kind) = split_tag(prev), split_tag(tag)

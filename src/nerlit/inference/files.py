@@ -20,10 +20,10 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nerlit.data.readers import ConllBlock, conll_blocks, conll_field
+from nerlit.data.readers import ConllBlock, conll_blocks, conll_field, read_lines
 from nerlit.data.schemes import spans
 from nerlit.data.types import Entity
-from nerlit.errors import DataError, OptionError
+from nerlit.errors import OptionError
 from nerlit.inference.html import render_html
 from nerlit.inference.tagger import Tagger
 
@@ -43,33 +43,28 @@ def entity_json(entity: Entity) -> dict:
 
 
 @contextlib.contextmanager
-def _open(path: str | Path, mode: str, encoding: str) -> Iterator[TextIO]:
+def _open_output(path: str | Path) -> Iterator[TextIO]:
+    """``path`` for writing UTF-8 (its folder made), or stdout for ``-``."""
     if str(path) == "-":
-        stream = sys.stdin if "r" in mode else sys.stdout
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(encoding=encoding)
-        yield stream
+        if hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(encoding="utf-8")
+        yield sys.stdout
         return
     path = Path(path)
-    if "r" in mode and not path.is_file():
-        raise FileNotFoundError(f"{path}: no such input file (input=FILE, or input=- for stdin)")
-    if "w" in mode:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open(mode, encoding=encoding, newline="" if "r" in mode else None) as handle:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
         yield handle
 
 
-def _lines(handle: TextIO, name: str) -> Iterator[tuple[int, str]]:
-    """(number, line) without its ending (\\n, \\r\\n or \\r); U+2028 and U+0085 stay inside."""
-    number = 0
-    try:
-        for number, line in enumerate(handle, start=1):  # noqa: B007 - read in the except
-            yield number, line.rstrip("\r\n")
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{name}, near line {number + 1}: not {handle.encoding} text ({error.reason}). "
-            f"Convert the file, or pass its encoding (encoding=latin-1, cp1252, ...)."
-        ) from None
+def _input_lines(input: str | Path, encoding: str | None) -> Iterator[tuple[int, str]]:
+    """(number, line) of ``input`` (``-``: stdin) by the readers' one rule for bytes, encodings,
+    BOMs and line endings (:func:`nerlit.data.readers.read_lines`), as training reads corpora."""
+    if str(input) == "-":
+        return read_lines(sys.stdin.buffer, encoding, option="encoding")
+    path = Path(input).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such input file (input=FILE, or input=- for stdin)")
+    return read_lines(path, encoding, option="encoding")
 
 
 def _chunks(items: Iterator, size: int) -> Iterator[list]:
@@ -110,9 +105,9 @@ def _json_line(record: dict) -> str:
 
 
 def _count_lines(path: str | Path) -> int | None:
-    if str(path) == "-" or not Path(path).is_file():
+    if str(path) == "-" or not Path(path).expanduser().is_file():
         return None
-    with open(path, "rb") as handle:
+    with Path(path).expanduser().open("rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
@@ -135,12 +130,13 @@ def predict_file(
     format: str = "jsonl",
     chunk_size: int = 2048,
     progress: bool | None = None,
-    encoding: str = "utf-8",
+    encoding: str | None = "utf-8",
     token_column: int = 0,
 ) -> PredictSummary:
     """Tag every text of ``input`` into ``output`` (``-`` is stdin/stdout); see the module doc.
 
-    ``encoding`` is the input's; output is always UTF-8. ``progress=None`` shows a bar (on
+    ``encoding`` is the input's (a byte order mark overrides it; None: UTF-8, else cp1252 or
+    latin-1, as corpora are read); output is always UTF-8. ``progress=None`` shows a bar (on
     stderr) when the input has more lines than one chunk. ``token_column``: CoNLL's word column.
     """
     if format not in FORMATS:
@@ -149,20 +145,17 @@ def predict_file(
     if progress is None:
         progress = total is None or total > chunk_size
     summary = PredictSummary()
-    with (
-        _open(input, "r", encoding) as source,
-        _open(output, "w", "utf-8") as sink,
-        _progress(progress) as bar,
-    ):
+    lines = _input_lines(input, encoding)
+    with _open_output(output) as sink, _progress(progress) as bar:
         task = bar.add_task("tagging", total=total)
         if format == "conll":
-            blocks = conll_blocks(_lines(source, str(input)), Path(str(input)).name)
+            blocks = conll_blocks(lines, Path(str(input)).name)
             for chunk in _document_chunks(blocks, chunk_size):
                 _write_conll(tagger, chunk, sink, summary, token_column, str(input))
                 bar.advance(task, sum(len(b.lines) for b in chunk))
             return summary
         documents = []
-        for chunk in _chunks(_lines(source, str(input)), chunk_size):
+        for chunk in _chunks(lines, chunk_size):
             texts = [line for _, line in chunk]
             entities = tagger.predict(texts)
             summary.texts += len(texts)
