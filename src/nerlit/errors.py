@@ -37,3 +37,7 @@ class ModelLoadError(NerlitError, RuntimeError):
 
 class OptionError(NerlitError, ValueError):
     """An option with a value nerlit does not know (decode, format, split)."""
+
+
+class OutputPathError(NerlitError, OSError):
+    """A path nerlit must write (a run directory, an output file) cannot be written there."""

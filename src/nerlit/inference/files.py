@@ -25,6 +25,7 @@ from nerlit.data.schemes import spans
 from nerlit.data.types import Entity
 from nerlit.errors import OptionError
 from nerlit.inference.html import render_html
+from nerlit.inference.outputs import atomic_text_file
 from nerlit.inference.tagger import Tagger
 
 FORMATS = ("jsonl", "conll", "html")
@@ -44,15 +45,14 @@ def entity_json(entity: Entity) -> dict:
 
 @contextlib.contextmanager
 def _open_output(path: str | Path) -> Iterator[TextIO]:
-    """``path`` for writing UTF-8 (its folder made), or stdout for ``-``."""
+    """``path`` for writing UTF-8 (its folder made), or stdout for ``-``. A file appears whole
+    when tagging ends, or not at all: an error leaves any earlier output as it was."""
     if str(path) == "-":
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(encoding="utf-8")
         yield sys.stdout
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_text_file(path, option="output") as handle:
         yield handle
 
 

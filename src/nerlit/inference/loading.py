@@ -15,6 +15,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from nerlit.errors import ModelLoadError
+from nerlit.inference.outputs import fresh_folder
 from nerlit.models.network import NerNetwork, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def load_model(path: str | Path, tokenizer_dir: str | Path | None = None) -> Loa
     if path.is_dir():
         network = NerNetwork.load(path)
         settings = dict(getattr(network.config, "nerlit", None) or {})
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or path)
+        tokenizer = _tokenizer(tokenizer_dir or path)
         return LoadedModel(network, tokenizer, str(path), settings)
     checkpoint = read_checkpoint(path)
     network = NerNetwork.from_checkpoint(checkpoint, str(path)).eval()
@@ -69,9 +70,20 @@ def load_model(path: str | Path, tokenizer_dir: str | Path | None = None) -> Loa
     return LoadedModel(network, tokenizer, str(path), settings)
 
 
+def _tokenizer(folder: str | Path):
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, KeyError, TypeError) as error:  # no or broken tokenizer files
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelLoadError(
+            f"{folder}: no tokenizer can be loaded from it ({first}); pass the model's own "
+            f"tokenizer folder with tokenizer_dir=DIR"
+        ) from None
+
+
 def _checkpoint_tokenizer(path: Path, checkpoint: dict, tokenizer_dir: str | Path | None):
     if tokenizer_dir:
-        return AutoTokenizer.from_pretrained(tokenizer_dir)
+        return _tokenizer(tokenizer_dir)
     files = checkpoint.get(TOKENIZER_KEY)
     if files:
         with tempfile.TemporaryDirectory(prefix="nerlit-tokenizer-") as tmp:
@@ -89,18 +101,24 @@ def _checkpoint_tokenizer(path: Path, checkpoint: dict, tokenizer_dir: str | Pat
 
 
 def export_huggingface(
-    path: str | Path, output_dir: str | Path, tokenizer_dir: str | Path | None = None
+    path: str | Path,
+    output_dir: str | Path,
+    tokenizer_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write a standard Hugging Face folder (config with id2label/label2id, weights, tokenizer;
     casing and CRF tensors in ``nerlit.safetensors``).
 
     ``Tagger.load(output_dir)`` loads all of it; ``transformers.pipeline("token-classification",
     model=output_dir)`` loads it offline and runs the same network for a model without casing
-    features (a CRF's transitions it ignores, decoding by argmax).
+    features (a CRF's transitions it ignores, decoding by argmax). ``output_dir`` must be new or
+    empty, or is replaced whole with ``overwrite`` (:func:`nerlit.inference.outputs.fresh_folder`).
     """
-    loaded = load_model(path, tokenizer_dir)
-    out = loaded.network.save_pretrained(output_dir, **loaded.settings)
-    loaded.tokenizer.save_pretrained(out)
+    with fresh_folder(output_dir, overwrite) as folder:
+        loaded = load_model(path, tokenizer_dir)
+        loaded.network.save_pretrained(folder, **loaded.settings)
+        loaded.tokenizer.save_pretrained(folder)
+    out = Path(output_dir).expanduser()
     if loaded.network.casing is not None:
         log.warning(
             "%s was trained with model.case_features: Tagger.load(%s) uses them, but "

@@ -9,7 +9,9 @@ through the same overlapping windows as training, so nothing is truncated.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -71,6 +73,12 @@ class Tagger:
             raise OptionError(f"decode={decode!r} is not one of {DECODERS}")
         if precision not in PRECISIONS:
             raise OptionError(f"precision={precision!r} is not one of {PRECISIONS}")
+        if not _is_int(batch_size) or batch_size < 1:
+            raise OptionError(f"batch_size={batch_size}: expected windows per forward pass >= 1")
+        if stride is not None and (not _is_int(stride) or stride < 0):
+            raise OptionError(f"stride={stride}: expected subwords of window overlap >= 0")
+        if max_length is not None and not _is_int(max_length):
+            raise OptionError(f"max_length={max_length!r}: expected a number of subwords")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.precision = precision
         if precision == "auto":
@@ -83,8 +91,24 @@ class Tagger:
         self.batch_size = batch_size
         # windows as in training unless given: a long sentence's predictions depend on them
         limit = window_limit(self.tokenizer, self.network.config)
-        self.max_length = min(max_length or loaded.settings.get("max_length") or limit, limit)
-        self.stride = stride or loaded.settings.get("stride") or 64
+        if max_length is None:
+            max_length = loaded.settings.get("max_length") or limit
+        self.max_length = min(max_length, limit)
+        specials = sum(
+            a is not None or b is not None
+            for a, b in (
+                (self.tokenizer.cls_token_id, self.tokenizer.bos_token_id),
+                (self.tokenizer.sep_token_id, self.tokenizer.eos_token_id),
+            )
+        )
+        if self.max_length < specials + 2:
+            raise OptionError(
+                f"max_length={max_length}: a window needs {specials} special tokens and room for "
+                f"2 subwords; give max_length >= {specials + 2} (this encoder takes up to {limit})"
+            )
+        if stride is None:
+            stride = loaded.settings.get("stride")
+        self.stride = 64 if stride is None else stride
         self.context = loaded.context
         self.settings = loaded.settings
         self.pad_id = self.tokenizer.pad_token_id or 0
@@ -131,23 +155,39 @@ class Tagger:
         of one; a lone word list must be wrapped (``predict([["Obama", "spoke"]])``), since a
         list of strings means a batch of raw texts. Texts are independent, so none is context
         for another, even for a model trained with document context.
+
+        Blank pre-split words (empty or whitespace only) are absent to the model and never start,
+        end or make up an entity; ``word_start``/``word_end`` still index the words given.
+        Anything else than a str or a list of str, and lone surrogates, raise a ``TypeError`` or
+        ``ValueError`` naming the item (``texts[3]``, ``texts[3][1]``).
         """
         if isinstance(texts, str):
             texts = [texts]
+        _check_batch(texts, "texts")
         spans, strings = [], []
-        for text in texts:
+        for i, text in enumerate(texts):
             if isinstance(text, str):
+                _check_text(text, f"texts[{i}]")
                 spans.append(split_words(text))
                 strings.append(text)
-            else:
+            elif _is_word_list(text):
+                _check_words(text, f"texts[{i}]")
                 joined, words = join_words(list(text))
                 spans.append(words)
                 strings.append(joined)
-        word_lists = [[w for w, _, _ in words] for words in spans]
-        tags, probs = self.network.decode(self.word_logits(word_lists), self.decode)
+            else:
+                raise TypeError(
+                    f"texts[{i}] is {_kind(text)}: expected a str (a raw text) or a list of words"
+                )
+        kept = [_present(w for w, _, _ in words) for words in spans]
+        present = [[words[i] for i in k] for words, k in zip(spans, kept)]
+        tags, probs = self.decode_logits(self.word_logits([[w for w, _, _ in p] for p in present]))
         return [
-            entities_from_tags(t, p, words, text)
-            for t, p, words, text in zip(tags, probs, spans, strings)
+            [
+                replace(e, word_start=k[e.word_start], word_end=k[e.word_end - 1] + 1)
+                for e in entities_from_tags(t, p, words, text)
+            ]
+            for t, p, words, text, k in zip(tags, probs, present, strings, kept)
         ]
 
     def predict_tags(
@@ -160,9 +200,29 @@ class Tagger:
         ``documents``: a document id per sentence (None: no document). Adjacent sentences with
         the same id are each other's context, as in training, for a model trained with
         ``data.context``; pass them to reproduce its test scores.
+
+        Blank words (empty or whitespace only) are absent to the model, as in :meth:`predict`
+        (where they are never part of an entity's ends): each gets ``O``, or ``I-X`` where it
+        sits between two words of one X entity, so the tags stay valid IOB2, one per word.
         """
-        word_lists = [list(s) for s in sentences]
-        return self.network.decode(self.word_logits(word_lists, documents), self.decode)[0]
+        _check_batch(sentences, "sentences")
+        for i, words in enumerate(sentences):
+            if not _is_word_list(words):
+                hint = " (predict takes raw texts)" if isinstance(words, str) else ""
+                raise TypeError(
+                    f"sentences[{i}] is {_kind(words)}: predict_tags takes lists of words{hint}"
+                )
+            _check_words(words, f"sentences[{i}]")
+        kept = [_present(words) for words in sentences]
+        present = [[words[i] for i in k] for words, k in zip(sentences, kept)]
+        tags, _ = self.decode_logits(self.word_logits(present, documents))
+        return [_with_blanks(t, k, len(words)) for t, k, words in zip(tags, kept, sentences)]
+
+    def decode_logits(
+        self, word_logits: Sequence[torch.Tensor]
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """IOB2 tags and their probabilities per word, by the network's own decoder."""
+        return self.network.decode(word_logits, self.decode)
 
     # -- the machinery --
 
@@ -218,3 +278,57 @@ class Tagger:
         if not all(bool(w.all()) for w in written):  # every word is owned by exactly one window
             raise RuntimeError("some words got no prediction: a windowing bug, please report it")
         return logits
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def _is_word_list(value) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+
+
+def _check_batch(items, name: str) -> None:
+    if not _is_word_list(items):
+        raise TypeError(f"{name} is {_kind(items)}: expected a list")
+
+
+def _check_text(text: str, where: str) -> None:
+    """A lone surrogate (from bytes decoded with ``surrogateescape``, or broken JSON) is not
+    text any tokenizer can take, and would fail deep inside it."""
+    found = _SURROGATE.search(text)
+    if found:
+        raise ValueError(
+            f"{where} holds a lone surrogate (U+{ord(found.group()):04X}) at character "
+            f"{found.start()}: not encodable text; decode its bytes with errors='replace'"
+        )
+
+
+def _check_words(words: Sequence, where: str) -> None:
+    for j, word in enumerate(words):
+        if not isinstance(word, str):
+            raise TypeError(f"{where}[{j}] is {_kind(word)}: a word must be a str")
+        _check_text(word, f"{where}[{j}]")
+
+
+def _present(words) -> list[int]:
+    """Indices of the words that are not blank (empty or whitespace only)."""
+    return [i for i, word in enumerate(words) if word.strip()]
+
+
+def _with_blanks(tags: list[str], kept: list[int], length: int) -> list[str]:
+    """Tags of the present words put back among the blank ones (see ``predict_tags``)."""
+    full = ["O"] * length
+    for tag, i in zip(tags, kept):
+        full[i] = tag
+    for before, after in zip(kept, kept[1:]):
+        if after > before + 1 and full[after].startswith("I-"):
+            full[before + 1 : after] = [full[after]] * (after - before - 1)
+    return full

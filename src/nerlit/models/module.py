@@ -11,15 +11,31 @@ import torch
 from torchmetrics import MaxMetric
 from transformers import AutoConfig
 
-from nerlit.errors import DataError
+from nerlit.errors import DataError, ModelLoadError
 from nerlit.models.decoding import DECODERS, words_from_windows
-from nerlit.models.network import NerNetwork
+from nerlit.models.network import NerNetwork, state_differences
 from nerlit.models.optim import parameter_groups
 
 log = logging.getLogger(__name__)
 
 #: where ``on_save_checkpoint`` puts the run's data record (``NerDataModule.data_record``)
 DATA_KEY = "nerlit_data"
+#: encoder settings a resumed run must share with its checkpoint (BERT-like and DistilBERT names)
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "embedding_size",
+    "dim",
+    "n_layers",
+    "n_heads",
+    "hidden_dim",
+)
 
 
 class NerModule(L.LightningModule):
@@ -246,14 +262,55 @@ class NerModule(L.LightningModule):
             checkpoint[DATA_KEY] = self.data_record
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the data record, and load checkpoints saved before ``val/f1_best`` was a metric.
+        """Check that the checkpoint fits this module, keep the data record, and load checkpoints
+        saved before ``val/f1_best`` was a metric.
 
-        Those lack its state, which a strict ``load_state_dict`` would reject: they get a fresh
-        one (no best yet). A module built with its own record (a resumed run) keeps it.
+        Lightning calls this before ``load_state_dict``, so a resumed run (``ckpt_path=``) on
+        other data or another model stops here with one line naming what differs (labels,
+        encoder size, head), rather than with a page of tensor shape mismatches; labels in
+        another order would even load, silently swapping what each output means.
+        Checkpoints saved before ``val/f1_best`` was a metric lack its state, which a strict
+        ``load_state_dict`` would reject: they get a fresh one (no best yet). A module built with
+        its own record (a resumed run) keeps it.
         """
+        differences = self._checkpoint_differences(checkpoint)
+        if differences:
+            raise ModelLoadError(
+                f"the checkpoint (ckpt_path) does not fit this run's model: "
+                f"{'; '.join(differences)}. Resume with the data and model settings it was "
+                f"trained with, or start a new run without ckpt_path"
+            )
         if self.data_record is None:
             self.data_record = checkpoint.get(DATA_KEY)
         state = checkpoint.get("state_dict")
         if state is not None:
             for name, value in self.val_f1_best.state_dict(prefix="val_f1_best.").items():
                 state.setdefault(name, value.clone())
+
+    def _checkpoint_differences(self, checkpoint: dict) -> list[str]:
+        hparams = checkpoint.get("hyper_parameters") or {}
+        if "labels" not in hparams or "state_dict" not in checkpoint:
+            return ["it is not a nerlit checkpoint (no labels in its hyper_parameters)"]
+        found = []
+        theirs, ours = list(hparams["labels"]), list(self.labels)
+        if theirs != ours:
+            shown = "the same labels in another order" if sorted(theirs) == sorted(ours) else ""
+            found.append(
+                f"the checkpoint has {len(theirs)} labels {theirs}, this run {len(ours)} {ours}"
+                + (f" ({shown})" if shown else "")
+            )
+        saved = hparams.get("encoder_config") or {}
+        current = self.hparams.get("encoder_config") or {}
+        for key in ARCHITECTURE_KEYS:
+            if key in saved and key in current and saved[key] != current[key]:
+                found.append(f"{key} {saved[key]}, this run {current[key]}")
+        for key, default in (("head", "linear"), ("case_features", False)):
+            if hparams.get(key, default) != self.hparams.get(key, default):
+                found.append(f"{key} {hparams.get(key, default)!r}, this run {self.hparams[key]!r}")
+        if not found:  # whatever else makes the weights another shape
+            state = checkpoint["state_dict"]
+            found = state_differences(
+                self.network.state_dict(prefix="network."),
+                {k: v for k, v in state.items() if k.startswith("network.")},
+            )
+        return found

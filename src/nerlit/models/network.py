@@ -10,7 +10,8 @@ checkpoint or an exported folder. Nothing else in nerlit knows its state-dict ke
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -112,24 +113,51 @@ class NerNetwork(nn.Module):
             bool(hparams.get("case_features")),
         )
         state = _network_state(checkpoint["state_dict"], network.model.base_model_prefix)
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as error:
+        differences = state_differences(network.state_dict(), state, network.labels)
+        if differences:
             raise ModelLoadError(
-                f"{source}: weights do not fit the saved architecture: {error}"
-            ) from None
+                f"{source}: its weights do not fit its own settings (hyper_parameters): "
+                f"{'; '.join(differences)}. The file was edited or mixed from two runs: use a "
+                f"checkpoint as nerlit train wrote it."
+            )
+        network.load_state_dict(state, strict=True)
         return network
 
     @classmethod
     def _from_folder(cls, path: Path) -> NerNetwork:
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path}: a folder without config.json is not a model")
-        model = AutoModelForTokenClassification.from_pretrained(path)
+        config = read_folder_config(path)
+        try:
+            model = AutoModelForTokenClassification.from_pretrained(path, config=config)
+        except (OSError, ValueError, RuntimeError) as error:  # no weights, other shapes, ...
+            raise ModelLoadError(f"{path}: cannot load its model ({_first_line(error)})") from None
         saved = getattr(model.config, "nerlit", None) or {}
         network = cls(model, saved.get("head", "linear"), bool(saved.get("case_features")))
-        if (path / EXTRA_WEIGHTS).is_file():
-            network.load_state_dict(load_file(path / EXTRA_WEIGHTS), strict=False)
+        network.load_extra_weights(path)
         return network
+
+    def load_extra_weights(self, path: Path) -> None:
+        """The casing embedding and CRF scores of an exported folder (``nerlit.safetensors``)."""
+        ours = {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
+        if not ours:
+            return
+        if not (path / EXTRA_WEIGHTS).is_file():
+            raise ModelLoadError(
+                f"{path}: its config names {', '.join(sorted({k.split('.')[0] for k in ours}))} "
+                f"weights, but the folder has no {EXTRA_WEIGHTS}: export the model again"
+            )
+        try:
+            saved = load_file(path / EXTRA_WEIGHTS)
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types
+            raise ModelLoadError(
+                f"{path / EXTRA_WEIGHTS}: unreadable ({_first_line(error)})"
+            ) from None
+        differences = state_differences(ours, saved, self.labels)
+        if differences:
+            raise ModelLoadError(
+                f"{path / EXTRA_WEIGHTS} does not fit the folder's config.json: "
+                f"{'; '.join(differences)}"
+            )
+        self.load_state_dict(saved, strict=False)
 
     # -- what it computes --
 
@@ -222,6 +250,89 @@ def read_checkpoint(path: Path) -> dict:
             f" {fix}"
         )
     return checkpoint
+
+
+def read_folder_config(path: Path):
+    """An exported folder's ``config.json`` as a transformers config, or one line saying why not."""
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path}: a folder without config.json is not a model")
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as error:  # not JSON, unknown model_type, ...
+        raise ModelLoadError(f"{path}/config.json: unreadable ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _layers(state: Mapping[str, torch.Tensor]) -> int:
+    return len({m.group(1) for k in state if (m := re.search(r"\.layers?\.(\d+)\.", k))})
+
+
+def _dimension(state: Mapping[str, torch.Tensor], suffix: str, axis: int) -> int | None:
+    for key, value in state.items():
+        if key.endswith(suffix) and value.dim() > axis:
+            return int(value.shape[axis])
+    return None
+
+
+def state_differences(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    labels: Sequence[str] | None = None,
+) -> list[str]:
+    """Why ``given`` weights do not fit a network whose state is ``expected``, in words a user
+    can act on ("the weights have 9 labels, the settings 5 [...]", "hidden size: ..."), rather
+    than ``load_state_dict``'s list of every mismatched tensor. Empty when they fit."""
+    found: list[str] = []
+    named = (
+        ("classifier.weight", 0, "labels"),
+        ("classifier.bias", 0, "labels"),
+        ("crf.transitions", 0, "labels"),
+        ("word_embeddings.weight", 1, "hidden size"),
+        ("casing.weight", 1, "hidden size"),
+        ("word_embeddings.weight", 0, "vocabulary size"),
+    )
+    for suffix, axis, what in named:
+        theirs, ours = _dimension(given, suffix, axis), _dimension(expected, suffix, axis)
+        if theirs is None or ours is None or theirs == ours or any(what in f for f in found):
+            continue
+        if what == "labels":
+            names = f" {list(labels)}" if labels is not None else ""
+            found.append(f"the weights have {theirs} labels, the settings {ours}{names}")
+        else:
+            found.append(f"{what}: the weights {theirs}, the settings {ours}")
+    if _layers(given) != _layers(expected):
+        found.append(f"layers: the weights {_layers(given)}, the settings {_layers(expected)}")
+    for part, what in (("crf.", "a CRF head"), ("casing.", "casing features")):
+        theirs = any(k.startswith(part) for k in given)
+        ours = any(k.startswith(part) for k in expected)
+        if theirs != ours:
+            found.append(
+                f"{what}: {'in' if theirs else 'not in'} the weights, "
+                f"{'in' if ours else 'not in'} the settings"
+            )
+    if not found:
+        missing = [k for k in expected if k not in given]
+        unexpected = [k for k in given if k not in expected]
+        shaped = [
+            k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+        ]
+        if shaped:
+            key = shaped[0]
+            found.append(
+                f"{len(shaped)} tensors of other shapes, e.g. {key}: the weights "
+                f"{list(given[key].shape)}, the settings {list(expected[key].shape)}"
+            )
+        if missing:
+            found.append(f"{len(missing)} tensors missing from the weights, e.g. {missing[0]}")
+        if unexpected:
+            found.append(
+                f"{len(unexpected)} tensors the settings do not have, e.g. {unexpected[0]}"
+            )
+    return found
 
 
 def _network_state(state_dict: dict, base_prefix: str) -> dict:

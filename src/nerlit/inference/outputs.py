@@ -1,0 +1,116 @@
+"""Outputs written whole or not at all: predict's file and export's folder.
+
+A tagged file or an exported model that is half written, or merged with what was there before,
+looks like a result and is not one: a predict run that fails on line 4,000 must not leave the
+previous output truncated to nothing, and an export into a folder holding another model's
+``special_tokens_map.json`` silently changes the tokenizer, and so the model's outputs. Both are
+written into a temporary path beside the target (same file system, so the final rename is
+atomic) and moved into place only when complete. A path that cannot be written is one line
+naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from nerlit.errors import OutputPathError
+
+
+def unwritable(option: str, path: Path, error: OSError) -> OutputPathError:
+    """One line naming the path, and why (the part of it that is a file, the missing folder)."""
+    reason = error.strerror or str(error)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                reason = f"{parent} is a file"
+            break
+    return OutputPathError(f"{option}={path}: cannot write there ({reason}); choose another path")
+
+
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_text_file(path: str | Path, option: str = "output") -> Iterator[TextIO]:
+    """A UTF-8 text file that appears at ``path`` (replacing any file there) only once the block
+    ends without an error; until then the old file is untouched."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise OutputPathError(f"{option}={target} is a folder: name a file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = _temporary(target)
+        # os.open applies the umask, as a plain open() of the target would
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        handle = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - closed in the with below
+    except OSError as error:
+        raise unwritable(option, target, error) from None
+    try:
+        with handle:
+            yield handle
+        if target.is_file():
+            temp.chmod(target.stat().st_mode & 0o7777)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def check_fresh_folder(path: str | Path, overwrite: bool, option: str = "output_dir") -> Path:
+    """``path`` if a folder can be written there: new, empty, or replaced with ``overwrite``."""
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise OutputPathError(f"{option}={target} is a file, not a folder")
+    entries = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    if entries and not overwrite:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise OutputPathError(
+            f"{option}={target} is not empty ({shown}): an export never merges into a folder "
+            f"(stale files change the model); choose a new folder, or pass overwrite=true to "
+            f"replace it"
+        )
+    return target
+
+
+@contextlib.contextmanager
+def fresh_folder(path: str | Path, overwrite: bool = False, option: str = "output_dir"):
+    """A new, empty folder to fill; it replaces ``path`` when the block ends without an error.
+
+    A non-empty ``path`` is refused unless ``overwrite``, and then replaced whole, never merged
+    into. The old folder is moved aside before the new one takes its name and deleted after, so
+    at every moment ``path`` holds one complete model.
+    """
+    target = check_fresh_folder(path, overwrite, option)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = _temporary(target)
+        temp.mkdir()
+    except OSError as error:
+        raise unwritable(option, target, error) from None
+    try:
+        yield temp
+        old = None
+        if target.is_dir():
+            if any(target.iterdir()):
+                old = _temporary(target)
+                target.rename(old)
+            else:
+                target.rmdir()
+        try:
+            temp.rename(target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
