@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from nerlit import extras
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.data.corpus import infer_format, load_corpus, load_file
@@ -37,8 +38,11 @@ from nerlit.data.schemes import spans, split_tag
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError, OptionError
 from nerlit.evaluation.confusion import write_confusion
+from nerlit.evaluation.error_page import write_error_page
+from nerlit.evaluation.errors import ErrorAnalysis, analyse_errors
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.evaluation.report import write_report
+from nerlit.evaluation.predictions import write_predictions  # noqa: F401 - its old home
+from nerlit.evaluation.report import write_test_outputs
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
 from nerlit.models.module import DATA_KEY
@@ -234,13 +238,13 @@ def unknown_to_o(sentences: list[Sentence], labels: list[str]) -> tuple[list[Sen
     return out, count
 
 
-def write_predictions(sentences: list[Sentence], pred: list[list[str]], path: Path) -> None:
-    """word gold predicted, one per line: the file to grep when a number looks wrong."""
-    with path.open("w", encoding="utf-8") as handle:
-        for sentence, tags in zip(sentences, pred):
-            for word, gold, guess in zip(sentence.words, sentence.tags, tags):
-                handle.write(f"{word} {gold} {guess}\n")
-            handle.write("\n")
+def error_analysis(gold: list[list[str]], pred: list[list[str]], mode: str) -> ErrorAnalysis | None:
+    """SemEval-2013 scores and error categories; None where nervaluate is missing (it needs
+    Python >= 3.11, so a 3.10 install has no error analysis)."""
+    if not extras.installed("nervaluate"):
+        log.warning("errors.html and partial-match scores skipped: nervaluate needs Python >= 3.11")
+        return None
+    return analyse_errors(gold, pred, mode)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -274,13 +278,18 @@ def evaluate(cfg: DictConfig) -> dict:
     scores["decode"] = tagger.decode
     scores["data"] = {"source": data.source, "sentences": len(sentences), **_shown(data.options)}
     scores["train_overlap"] = overlap
+    analysis = error_analysis(gold, pred, cfg.eval_mode)
+    if analysis is not None:
+        scores["error_analysis"] = analysis.summary()
     title = f"{data.name} {data.split}, {tagger.decode} decoding"
-    write_report(scores, out, title=title)
+    bootstrap = OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else {}
+    write_test_outputs(scores, gold, pred, out, title, sentences, **bootstrap)
     title = f"{data.name} {data.split}: entity types"
     write_confusion(gold, pred, out, cfg.eval_mode, title=title, plot=cfg.get("plot"))
-    write_predictions(sentences, pred, out / "predictions.conll")
+    if analysis is not None:
+        write_error_page(sentences, analysis, out / "errors.html", f"{data.name} {data.split}")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    log.info("report, confusion.png and predictions.conll in %s", out)
+    log.info("report, confusion, errors.html and predictions.conll in %s", out)
     return scores
 
 

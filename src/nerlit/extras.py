@@ -18,6 +18,7 @@ EXTRAS = {
     "hparams_search=optuna": ("optuna", "optuna"),
     "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     "the confusion-matrix PNG (plot=true)": ("matplotlib", "plots"),
+    "nerlit audit": ("cleanlab", "audit"),
     "nerlit serve": ("uvicorn", "serve"),
 }
 

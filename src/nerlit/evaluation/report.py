@@ -1,48 +1,112 @@
-"""The test report: metrics.json, report.md and the same table printed with rich."""
+"""The test report: metrics.json, report.md and the same table printed with rich.
+
+Each F1 comes with its bootstrap 95% interval when the scores carry one
+(:func:`nerlit.evaluation.bootstrap.add_intervals`), and an ``error_analysis`` (``evaluate``'s
+SemEval-2013 scores and error counts) adds its tables. :func:`write_test_outputs` is what both
+``train`` and ``evaluate`` call after scoring a test split, so their run folders hold the same
+files: metrics.json, report.md and predictions.conll.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from nerlit.data.types import Sentence
+from nerlit.evaluation.bootstrap import CONFIDENCE, RESAMPLES, SEED, add_intervals, interval_of
+from nerlit.evaluation.errors import to_markdown as errors_markdown
+from nerlit.evaluation.predictions import write_predictions
 
 _COLUMNS = ("precision", "recall", "f1", "support")
 
 
 def report_rows(scores: dict) -> list[tuple[str, dict]]:
     """One row per type, then the averages, like sklearn/seqeval's classification report."""
-    rows = list(scores["per_type"].items())
-    rows += [(f"{name} avg", scores[name]) for name in ("micro", "macro", "weighted")]
+    return [(name, row) for name, row, _ in _rows(scores)]
+
+
+def _rows(scores: dict) -> list[tuple[str, dict, list[float] | None]]:
+    """:func:`report_rows` with each row's F1 interval (None: none computed)."""
+    rows = [(t, row, interval_of(scores, t)) for t, row in scores["per_type"].items()]
+    for name in ("micro", "macro", "weighted"):
+        rows.append((f"{name} avg", scores[name], interval_of(scores, name)))
     if "reference" in scores:
         ref = scores["reference"]
-        rows.append((f"micro avg ({', '.join(ref['types'])})", ref))
+        rows.append(
+            (f"micro avg ({', '.join(ref['types'])})", ref, interval_of(scores, "reference"))
+        )
     return rows
 
 
+def _interval_column(scores: dict) -> str | None:
+    """The interval column's header, when the scores carry intervals."""
+    boot = scores.get("bootstrap")
+    if not boot or not scores.get("f1_ci"):
+        return None
+    return f"f1 {round(100 * boot['confidence'])}% CI"
+
+
+def _cells(row: dict, interval: list[float] | None, column: str | None) -> list[str]:
+    cells = [f"{row[k]:.4f}" for k in _COLUMNS[:3]]
+    if column:
+        cells.append(f"{interval[0]:.4f}–{interval[1]:.4f}" if interval else "")
+    return [*cells, str(row["support"])]
+
+
+def _bootstrap_note(scores: dict) -> str:
+    boot = scores["bootstrap"]
+    return (
+        f"F1 intervals: {boot['method']} over {boot['units']} {boot['unit']}s, "
+        f"{boot['resamples']} resamples, seed {boot['seed']}."
+    )
+
+
 def to_markdown(scores: dict, title: str = "Entity-level scores") -> str:
+    interval = _interval_column(scores)
+    header = ["type", *_COLUMNS[:3], *([interval] if interval else []), "support"]
     lines = [
         f"## {title} ({scores['mode']} IOB2, word level)",
         "",
-        "| type | precision | recall | f1 | support |",
-        "|---|---:|---:|---:|---:|",
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
     ]
-    for name, row in report_rows(scores):
-        cells = [f"{row[k]:.4f}" for k in _COLUMNS[:3]] + [str(row["support"])]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    for name, row, ci in _rows(scores):
+        lines.append(f"| {name} | " + " | ".join(_cells(row, ci, interval)) + " |")
+    if interval:
+        lines += ["", _bootstrap_note(scores)]
+    text = "\n".join(lines) + "\n"
+    if "error_analysis" in scores:
+        text += "\n" + errors_markdown(scores["error_analysis"])
+    return text
 
 
 def to_table(scores: dict, title: str = "Entity-level scores") -> Table:
-    table = Table(title=f"{title} ({scores['mode']} IOB2, word level)")
+    interval = _interval_column(scores)
+    caption = _bootstrap_note(scores) if interval else None
+    table = Table(title=f"{title} ({scores['mode']} IOB2, word level)", caption=caption)
     table.add_column("type")
-    for column in _COLUMNS:
+    for column in (*_COLUMNS[:3], *([interval] if interval else []), "support"):
         table.add_column(column, justify="right")
-    for name, row in report_rows(scores):
+    for name, row, ci in _rows(scores):
         style = "bold" if name.startswith("micro") else None
-        cells = [f"{row[k]:.4f}" for k in _COLUMNS[:3]] + [str(row["support"])]
-        table.add_row(name, *cells, style=style)
+        table.add_row(name, *_cells(row, ci, interval), style=style)
+    return table
+
+
+def errors_table(analysis: dict) -> Table:
+    """The SemEval-2013 scores as printed after the main table."""
+    table = Table(title=f"Partial-match scores ({analysis['scheme']})")
+    columns = ("correct", "incorrect", "partial", "missed", "spurious", "precision", "recall", "f1")
+    table.add_column("scheme")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in analysis["overall"].items():
+        cells = [str(row[k]) for k in columns[:5]] + [f"{row[k]:.4f}" for k in columns[5:]]
+        table.add_row(name, *cells)
     return table
 
 
@@ -52,4 +116,36 @@ def write_report(scores: dict, directory: str | Path, title: str = "Entity-level
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "metrics.json").write_text(json.dumps(scores, indent=2))
     (directory / "report.md").write_text(to_markdown(scores, title))
-    Console().print(to_table(scores, title))
+    console = Console()
+    console.print(to_table(scores, title))
+    if "error_analysis" in scores:
+        console.print(errors_table(scores["error_analysis"]))
+
+
+def write_test_outputs(
+    scores: dict,
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    directory: str | Path,
+    title: str = "Entity-level scores",
+    sentences: Sequence[Sentence] | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> dict:
+    """After scoring a test split: intervals into ``scores`` (in place), then metrics.json,
+    report.md, the printed table and, given the ``sentences`` ``pred`` tags, predictions.conll.
+
+    ``gold``/``pred`` are what was scored. When they cover ``sentences`` one for one, the
+    sentences' documents are the bootstrap's units; otherwise (a run with limit_test_batches
+    scored part of the split) sentences are, and predictions.conll is not written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    whole = sentences is not None and len(sentences) == len(pred)
+    documents = [s.document for s in sentences] if whole else None
+    add_intervals(scores, gold, pred, documents, resamples, seed, confidence)
+    write_report(scores, directory, title)
+    if sentences is not None:
+        write_predictions(sentences, pred, directory / "predictions.conll")
+    return scores
