@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -27,6 +28,15 @@ class KillAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+#: metrics.csv columns that do not depend on the wall clock (throughput does)
+CSV_KEYS = ("epoch", "step", "train/loss", "val/loss", "val/f1", "val/f1_best", "test/f1")
 
 
 def _overrides(gmb_file: Path) -> list[str]:
@@ -63,6 +73,8 @@ def test_killed_run_resumed_from_last_checkpoint_matches_an_uninterrupted_run(
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert not (run_dir / "metrics.json").exists()
+    logged_before_kill = [r for r in _csv_rows(run_dir) if r["train/loss"]]
+    assert logged_before_kill, "the killed run logged training rows"
 
     resumed = train(compose_train([*_overrides(gmb_file), "ckpt_path=last"], run_dir))
     assert resumed["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
@@ -79,6 +91,16 @@ def test_killed_run_resumed_from_last_checkpoint_matches_an_uninterrupted_run(
     ]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # metrics.csv holds the whole history, rows logged before the kill included, no step twice:
+    # the uninterrupted run's rows (Lightning's CSVLogger alone deleted the file on resuming)
+    rows = [[[r.get(k) for k in CSV_KEYS] for r in _csv_rows(d)] for d in runs]
+    assert rows[1] == rows[0]
+    pre_kill = {r["step"] for r in logged_before_kill if int(r["step"]) < 4}
+    assert pre_kill and pre_kill <= {r["step"] for r in _csv_rows(run_dir) if r["train/loss"]}
+    # val/f1_best continues across the resume (a persistent MaxMetric): the best of both epochs
+    f1 = [float(r["val/f1"]) for r in _csv_rows(run_dir) if r["val/f1"]]
+    best = [float(r["val/f1_best"]) for r in _csv_rows(run_dir) if r["val/f1_best"]]
+    assert len(f1) == 2 and best == [f1[0], max(f1)]
 
 
 def test_ckpt_path_last_without_a_checkpoint_names_the_fix(gmb_file: Path, tmp_path: Path):

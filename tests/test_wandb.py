@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 from nerlit.train import train
@@ -134,6 +135,18 @@ def test_resumed_run_continues_the_same_wandb_run(
     assert min(steps) >= 4, "the resumed run continues after the first run's 4 steps"
 
 
+class FailAtStep(L.Callback):
+    """Fails the job while it trains, before step ``step``, as a bug would (not a config error:
+    those stop a job before its W&B run starts)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"failing at step {self.step}")
+
+
 def test_each_sweep_job_is_its_own_finished_run_failed_ones_marked(gmb_file: Path, tmp_path: Path):
     sweep = tmp_path / "sweep"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -146,7 +159,8 @@ def test_each_sweep_job_is_its_own_finished_run_failed_ones_marked(gmb_file: Pat
             "-m",
             *tiny_overrides(gmb_file),
             "logger=wandb",
-            "optimizer.lr=1e-3,-1",  # the second job's optimizer refuses its learning rate
+            "+callbacks.fail._target_=tests.test_wandb.FailAtStep",
+            "+callbacks.fail.step=100,1",  # the second job fails at its second step
             f"hydra.sweep.dir={sweep}",
         ],
         cwd=REPO_ROOT,
@@ -156,12 +170,15 @@ def test_each_sweep_job_is_its_own_finished_run_failed_ones_marked(gmb_file: Pat
         timeout=300,
     )
     assert result.returncode != 0, "Hydra reports the failed job"
-    assert "Invalid learning rate" in result.stderr
+    assert "RuntimeError: failing at step 1" in result.stderr
     runs = [read_wandb_run(folder) for job in ("0", "1") for folder in run_folders(sweep / job)]
     assert len(runs) == 2 and runs[0]["id"] != runs[1]["id"]
     assert runs[0]["group"] == runs[1]["group"] == "sweep"
     assert [run["exit_code"] for run in runs] == [0, 1]
     assert any("val/f1" in row for row in runs[0]["history"])
     table = (sweep / "sweep.md").read_text()
-    assert "| 1 | 0 | completed | `optimizer.lr=0.001`" in table
-    assert "| 2 | 1 | failed | `optimizer.lr=-1`" in table
+    assert "| 1 | 0 | completed | `+callbacks.fail.step=100`" in table
+    assert (
+        "| 2 | 1 | failed | `+callbacks.fail.step=1` |  |  | RuntimeError: failing at step 1 |"
+        in table
+    )

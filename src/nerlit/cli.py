@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from hydra.errors import CompactHydraException
+
 from nerlit.errors import NerlitError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: Errors in the user's input or setup, whose messages already name the file, line and fix.
 USER_ERRORS = (NerlitError, FileNotFoundError)
@@ -51,15 +56,45 @@ examples:
 """
 
 
+class ReportedError(CompactHydraException):
+    """A user error ended where Hydra, not nerlit, reports it: in a sweep job, or in a Hydra
+    callback before the job. Hydra prints a ``CompactHydraException`` as its message alone, so
+    the user sees the same one line ``nerlit: ...`` as from a single run."""
+
+
+def _in_sweep_job() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
-    """End the run with the error's message alone: a stack trace would bury what it names."""
+    """End the run with the error's message alone: a stack trace would bury what it names.
+
+    In a ``-m`` sweep job the job must fail, not the process: Hydra's launchers catch
+    ``Exception`` only, so a ``SystemExit`` would end the whole sweep (later jobs never run, no
+    sweep table). There the one line is raised as :class:`ReportedError`; the sweep records the
+    job as failed with that line (``nerlit.experiments.sweep``), Optuna as a FAIL trial, and
+    goes on. Any other ``SystemExit`` with an error code is turned into a failed job too. The
+    line is also logged as the job fails, so a long sweep shows it then, not only at its end.
+    """
 
     @functools.wraps(task)
     def wrapper(*args, **kwargs) -> T:
         try:
             return task(*args, **kwargs)
         except USER_ERRORS as error:
+            if _in_sweep_job():
+                log.error("nerlit: %s", error)  # seen as it happens, and in the job's log file
+                raise ReportedError(f"nerlit: {error}") from None
             raise SystemExit(f"nerlit: {error}") from None
+        except SystemExit as stop:
+            if stop.code in (None, 0) or not _in_sweep_job():
+                raise
+            message = stop.code if isinstance(stop.code, str) else f"exit status {stop.code}"
+            log.error("%s", message)
+            raise ReportedError(message) from None
 
     return wrapper
 

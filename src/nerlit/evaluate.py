@@ -43,9 +43,11 @@ from nerlit.evaluation.errors import ErrorAnalysis, analyse_errors
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.predictions import write_predictions  # noqa: F401 - its old home
 from nerlit.evaluation.report import write_test_outputs
+from nerlit.experiments.run_dir import ensure_writable_dir
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
 from nerlit.models.module import DATA_KEY
+from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +251,9 @@ def error_analysis(gold: list[list[str]], pred: list[list[str]], mode: str) -> E
 
 def evaluate(cfg: DictConfig) -> dict:
     """Tag the split, score it, write the report files; returns the scores."""
+    validate(cfg, "evaluate")  # before the model is loaded or the data read
     quiet_transformers()
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_dir(cfg.paths.output_dir, "paths.output_dir")
     record = read_data_record(cfg.ckpt_path)
     tagger = Tagger.from_config(cfg)
     data = resolve_split(cfg.get("data"), cfg.split, record, str(cfg.ckpt_path))

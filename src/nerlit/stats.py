@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import hydra
 import numpy as np
@@ -21,7 +20,9 @@ from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.data.datamodule import NerDataModule
 from nerlit.data.schemes import spans
+from nerlit.experiments.run_dir import ensure_writable_dir
 from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
+from nerlit.validation import validate
 
 PERCENTILES = (50, 90, 95, 99, 100)
 
@@ -78,12 +79,13 @@ def stats_table(stats: dict) -> Table:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="stats.yaml")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "stats")  # before the corpus is read or the tokenizer loaded
+    out = ensure_writable_dir(cfg.paths.output_dir, "paths.output_dir")
     resolved = resolve_pretrained(cfg.model.name, cfg.model.pretrained, cfg.paths.models_dir)
     datamodule = instantiate(cfg.data, tokenizer=load_tokenizer(resolved.location))
     datamodule.setup()
     stats = corpus_stats(datamodule)
     Console().print(stats_table(stats))
-    out = Path(cfg.paths.output_dir)
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
 
 

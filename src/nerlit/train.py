@@ -26,10 +26,12 @@ from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_report
 from nerlit.experiments.ddp import distributed_job, is_global_zero
 from nerlit.experiments.provenance import write_provenance
-from nerlit.experiments.resume import resolve_checkpoint
+from nerlit.experiments.resume import continue_csv_history, resolve_checkpoint
+from nerlit.experiments.run_dir import ensure_writable_dir, warn_if_reused
 from nerlit.experiments.wandb_run import finish_wandb, log_config, log_test_results, prepare_wandb
 from nerlit.models.module import NerModule
 from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
+from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,8 @@ def _fit_and_test(
     out: Path,
 ) -> dict:
     if cfg.train:
+        if ckpt_path:
+            continue_csv_history(trainer, ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     summary = {
@@ -157,7 +161,10 @@ def train(cfg: DictConfig) -> dict:
     """Fit (or resume), test the best checkpoint, write the run's files; return the summary.
 
     Under DDP every rank runs this function; only rank 0 writes files, logs and prints.
+    The config is checked first, whole (:mod:`nerlit.validation`): a wrong value stops the run
+    before a file is read or written.
     """
+    validate(cfg, "train")
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
@@ -165,6 +172,9 @@ def train(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), out)
     zero = is_global_zero()
+    if zero:
+        ensure_writable_dir(out, "paths.output_dir")
+        warn_if_reused(out, resuming=bool(ckpt_path))
     uses_wandb = "wandb" in (cfg.get("logger") or {})
     if uses_wandb:
         prepare_wandb(cfg, out, resuming=bool(ckpt_path and cfg.train), write=zero)

@@ -1,10 +1,17 @@
-"""Which checkpoint ``ckpt_path`` names: ``last`` means this run directory's last checkpoint."""
+"""Resuming: which checkpoint ``ckpt_path`` names (``last``: this run directory's last
+checkpoint), and the run's logged history kept across the interruption."""
 
 from __future__ import annotations
 
+import csv
+import warnings
 from pathlib import Path
 
+import lightning as L
+import torch
+
 from nerlit.errors import NerlitError
+from nerlit.experiments.ddp import is_global_zero
 
 
 def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
@@ -32,3 +39,43 @@ def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
     if not path.is_file():
         raise NerlitError(f"ckpt_path={value}: no such checkpoint file")
     return str(path.resolve())
+
+
+def _step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or "inf")
+    except ValueError:
+        return float("inf")
+
+
+def continue_csv_history(trainer: L.Trainer, ckpt_path: str | Path) -> int:
+    """Keep the rows logged before the checkpoint in each CSV logger's ``metrics.csv``.
+
+    Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts, so a resumed run
+    kept only what it logged after resuming. Here the rows logged up to the checkpoint go back
+    in front (written at once, so a second crash cannot lose them); rows of steps after it are
+    dropped, since the resumed run logs those steps again: the file ends as an uninterrupted
+    run's would. Called before ``fit``; returns how many rows were kept.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers = [logger for logger in trainer.loggers if isinstance(logger, CSVLogger)]
+    if not loggers or not is_global_zero():
+        return 0
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    resumed_at = int(checkpoint.get("global_step", 0))
+    kept = 0
+    for logger in loggers:
+        path = Path(logger.log_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if _step(row) < resumed_at]
+        with warnings.catch_warnings():
+            # "Previous log files in this directory will be deleted": they are read back here
+            warnings.filterwarnings("ignore", message="Experiment logs directory")
+            writer = logger.experiment  # made now, it deletes metrics.csv
+        writer.metrics[:0] = [{k: v for k, v in row.items() if v != ""} for row in rows]
+        writer.save()
+        kept += len(rows)
+    return kept

@@ -3,11 +3,16 @@
 A Hydra callback rather than code in ``train``: Hydra calls it with the sweep folder for every
 job, whatever the sweeper (basic, Optuna) or launcher (local, Submitit). The table is rewritten
 after each job, so it also exists, listing the failed job, when a job fails and Hydra stops
-before ``on_multirun_end``.
+before ``on_multirun_end`` (Hydra's basic sweeper raises the first failure once all jobs ran).
+
+A failed job's one-line reason goes to ``<job>/error.txt`` and the table's ``error`` column:
+written by the job's own process, so the table has it whatever the launcher. A nerlit user error
+in a job fails that job only (``nerlit.cli.exit_on_user_error``), and the sweep goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,7 +28,10 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-COLUMNS = ("job", "status", "overrides", "best_val_f1", "test_f1", "run_dir")
+COLUMNS = ("job", "status", "overrides", "best_val_f1", "test_f1", "run_dir", "error")
+
+#: A failed job's reason, one line, in its directory.
+ERROR_FILE = "error.txt"
 
 
 def _job_rows(sweep_dir: Path, statuses: dict[str, str], final: bool) -> list[dict[str, Any]]:
@@ -32,9 +40,11 @@ def _job_rows(sweep_dir: Path, statuses: dict[str, str], final: bool) -> list[di
         job_dir = overrides_file.parent.parent
         summary_file = job_dir / "summary.json"
         summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        error_file = job_dir / ERROR_FILE
+        error = error_file.read_text().strip() if error_file.is_file() else ""
         status = statuses.get(str(job_dir))
         if status is None:
-            status = "completed" if summary else ("failed" if final else "pending")
+            status = "completed" if summary else ("failed" if final or error else "pending")
         jobs.append(
             {
                 "job": str(job_dir.relative_to(sweep_dir)),
@@ -43,6 +53,7 @@ def _job_rows(sweep_dir: Path, statuses: dict[str, str], final: bool) -> list[di
                 "best_val_f1": summary.get("best_val_f1"),
                 "test_f1": summary.get("test_f1"),
                 "run_dir": str(job_dir),
+                "error": error if status == "failed" else "",
             }
         )
     # what varies between jobs is what tells them apart; shared overrides would only add noise
@@ -62,14 +73,15 @@ def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
     lines = [
         f"## {title}",
         "",
-        "| rank | job | status | overrides | best val F1 | test F1 |",
-        "|---:|---|---|---|---:|---:|",
+        "| rank | job | status | overrides | best val F1 | test F1 | error |",
+        "|---:|---|---|---|---:|---:|---|",
     ]
     for rank, row in enumerate(rows, start=1):
         overrides = row["overrides"].replace("|", "\\|") or "(none)"
+        error = row.get("error", "").replace("|", "\\|")
         lines.append(
             f"| {rank} | {row['job']} | {row['status']} | `{overrides}` | "
-            f"{_f1(row['best_val_f1'])} | {_f1(row['test_f1'])} |"
+            f"{_f1(row['best_val_f1'])} | {_f1(row['test_f1'])} | {error} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -99,9 +111,23 @@ def write_sweep_summary(
     return rows
 
 
+def job_error(job_return: JobReturn) -> str:
+    """A failed job's reason in one line: nerlit's own line, else the exception's type and first
+    line (its traceback is Hydra's to print at the end of the sweep)."""
+    # the exception itself: JobReturn.return_value would re-raise it and print to stderr
+    error = getattr(job_return, "_return_value", None)
+    if not isinstance(error, BaseException):
+        return "failed"
+    text = str(error).strip()
+    if not text.startswith("nerlit:"):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    first = text.splitlines()[0] if text else "failed"
+    return first if len(first) <= 500 else first[:497] + "..."
+
+
 def print_sweep_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     table = Table(title=f"Sweep {sweep_dir} (best first)")
-    for column in ("job", "status", "overrides", "best val F1", "test F1"):
+    for column in ("job", "status", "overrides", "best val F1", "test F1", "error"):
         table.add_column(column, justify="right" if "F1" in column else "left")
     for row in rows:
         table.add_row(
@@ -110,6 +136,7 @@ def print_sweep_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
             row["overrides"],
             _f1(row["best_val_f1"]),
             _f1(row["test_f1"]),
+            row["error"],
         )
     Console().print(table)
 
@@ -126,6 +153,10 @@ class SweepSummary(Callback):
         job_dir = str(Path(config.hydra.runtime.output_dir))
         failed = job_return.status == JobStatus.FAILED
         self.statuses[job_dir] = "failed" if failed else "completed"
+        if failed:
+            # an unwritable job directory (the failure itself) keeps the status alone
+            with contextlib.suppress(OSError):
+                Path(job_dir, ERROR_FILE).write_text(job_error(job_return) + "\n")
         write_sweep_summary(config.hydra.sweep.dir, self.statuses, final=False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
