@@ -39,5 +39,13 @@ class OptionError(NerlitError, ValueError):
     """An option with a value nerlit does not know (decode, format, split)."""
 
 
+class ConfigError(OptionError):
+    """A config value of the wrong type or range, or an unknown key: names key, value, what fits."""
+
+
 class OutputPathError(NerlitError, OSError):
     """A path nerlit must write (a run directory, an output file) cannot be written there."""
+
+
+class WandbError(NerlitError, RuntimeError):
+    """W&B cannot log as asked (server unreachable, no credentials); the message says what to do."""
