@@ -36,6 +36,9 @@ VERBS = {
     "predict": ("nerlit.predict", "tag a text, JSONL or CoNLL file with a trained model"),
     "export": ("nerlit.export", "write a checkpoint as a Hugging Face model folder"),
     "stats": ("nerlit.stats", "what a corpus looks like to the configured model"),
+    "serve": ("nerlit.serve", "tag texts over HTTP, batching concurrent requests"),
+    "compare": ("nerlit.compare", "is run B really better than run A: B - A, interval, p-value"),
+    "audit": ("nerlit.audit", "rank a corpus's sentences by how likely their labels are wrong"),
 }
 
 USAGE = """usage: nerlit <command> [key=value ...] [group=option ...] [hydra flags]

@@ -23,7 +23,7 @@ from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.evaluation.report import write_report
+from nerlit.evaluation.report import write_test_outputs
 from nerlit.experiments.ddp import distributed_job, is_global_zero
 from nerlit.experiments.provenance import write_provenance
 from nerlit.experiments.resume import continue_csv_history, resolve_checkpoint
@@ -145,7 +145,15 @@ def _fit_and_test(
         if "reference" in module.test_scores:
             summary["test_f1_reference_types"] = module.test_scores["reference"]["f1"]
         if trainer.is_global_zero:
-            write_report(module.test_scores, out, title=f"{datamodule.corpus.name} test")
+            write_test_outputs(
+                module.test_scores,
+                module.test_gold,
+                module.test_predictions,
+                out,
+                f"{datamodule.corpus.name} test",
+                datamodule.sentences("test"),
+                **(cfg.get("bootstrap") or {}),
+            )
             log_test_results(
                 trainer,
                 module.test_scores,

@@ -116,7 +116,8 @@ def write_report(scores: dict, directory: str | Path, title: str = "Entity-level
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "metrics.json").write_text(json.dumps(scores, indent=2))
     (directory / "report.md").write_text(to_markdown(scores, title))
-    console = Console()
+    # a log file or pipe gets the whole table: rich would wrap it at 80 columns there
+    console = Console() if Console().is_terminal else Console(width=200)
     console.print(to_table(scores, title))
     if "error_analysis" in scores:
         console.print(errors_table(scores["error_analysis"]))
@@ -146,6 +147,6 @@ def write_test_outputs(
     documents = [s.document for s in sentences] if whole else None
     add_intervals(scores, gold, pred, documents, resamples, seed, confidence)
     write_report(scores, directory, title)
-    if sentences is not None:
+    if whole:
         write_predictions(sentences, pred, directory / "predictions.conll")
     return scores

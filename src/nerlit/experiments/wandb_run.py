@@ -104,6 +104,7 @@ def log_test_results(
     loggers = wandb_loggers(trainer)
     if not loggers:
         return
+    from nerlit.evaluation.bootstrap import interval_summary
     from nerlit.evaluation.confusion import write_confusion
     from nerlit.evaluation.report import report_rows
 
@@ -112,7 +113,7 @@ def log_test_results(
     image = None
     if gold:
         write_confusion(gold, pred, run_dir, scores.get("mode", "strict"), "test entity types")
-        image = run_dir / "confusion.png"
+        image = run_dir / "confusion.png" if (run_dir / "confusion.png").is_file() else None
     for logger in loggers:
         logger.log_table("test/per_type", columns=columns, data=rows)
         if image is not None:
@@ -120,6 +121,8 @@ def log_test_results(
         logger.experiment.summary.update(
             {f"final/{k}": v for k, v in summary.items() if v is not None}
         )
+        # the 95% bootstrap intervals of the test F1s, beside them
+        logger.experiment.summary.update(interval_summary(scores))
 
 
 def finish_wandb(failed: bool) -> None:
