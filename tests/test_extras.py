@@ -14,6 +14,9 @@ import pytest
 from tests.conftest import REPO_ROOT, tiny_overrides
 
 OPTIONAL = (
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
     "tensorboard",
     "optuna",
     "optuna_integration",
@@ -23,6 +26,9 @@ OPTIONAL = (
 
 #: the distributions behind them: their metadata is hidden too (libraries check it)
 DISTRIBUTIONS = (
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
     "tensorboard",
     "optuna",
     "optuna_integration",
@@ -86,6 +92,8 @@ def test_core_modules_import_no_optional_package(without_extras):
         "nerlit.stats",
         "nerlit.cli",
         "nerlit.inference.tagger",
+        "nerlit.inference.backends",
+        "nerlit.inference.onnx_export",
         "nerlit.evaluation.confusion",
     )
     loaded = f"sorted(set({OPTIONAL!r}) & set(sys.modules))"

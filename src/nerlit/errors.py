@@ -49,3 +49,7 @@ class OutputPathError(NerlitError, OSError):
 
 class WandbError(NerlitError, RuntimeError):
     """W&B cannot log as asked (server unreachable, no credentials); the message says what to do."""
+
+
+class ExportError(NerlitError, RuntimeError):
+    """An exported model does not compute what the original does (checked right after export)."""

@@ -20,6 +20,10 @@ EXTRAS = {
     "the confusion-matrix PNG (plot=true)": ("matplotlib", "plots"),
     "nerlit audit": ("cleanlab", "audit"),
     "nerlit serve": ("uvicorn", "serve"),
+    # the exporter (torch.onnx's dynamo exporter writes through onnxscript) ...
+    "format=onnx": ("onnxscript", "onnx"),
+    # ... and ONNX Runtime, which checks each export and runs it in Tagger
+    "backend=onnx": ("onnxruntime", "onnx"),
 }
 
 #: logger/callback ``_target_`` classes that need an extra, by the feature that names them

@@ -2,26 +2,33 @@
 
 Both sources give the same :class:`~nerlit.models.network.NerNetwork`, so ``Tagger`` on a
 checkpoint, ``Tagger`` on its export and (for a model without casing features or a CRF)
-``transformers.pipeline`` on the export all run the very same network.
+``transformers.pipeline`` on the export all run the very same network. A folder written by
+``nerlit export format=onnx`` gives its graph instead (``LoadedModel.onnx``), with the same
+config and tokenizer, for :class:`~nerlit.inference.backends.OnnxBackend`.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
 from nerlit.errors import ModelLoadError
+from nerlit.inference.backends import ONNX_FILE
+from nerlit.inference.card import write_model_card
 from nerlit.inference.outputs import fresh_folder
-from nerlit.models.network import NerNetwork, read_checkpoint
+from nerlit.models.network import NerNetwork, read_checkpoint, read_folder_config
 
 log = logging.getLogger(__name__)
 
 #: where ``NerModule.on_save_checkpoint`` puts the tokenizer's files (name -> bytes)
 TOKENIZER_KEY = "nerlit_tokenizer_files"
+#: where ``NerModule.on_save_checkpoint`` puts the run's data record (``module.DATA_KEY``; not
+#: imported from there, which would import Lightning for every ``Tagger``)
+DATA_KEY = "nerlit_data"
 #: hyperparameters of a checkpoint that an export keeps (``config.json``, key ``nerlit``)
 SETTINGS = ("decode", "eval_mode", "reference_types", "context", "max_length", "stride")
 
@@ -30,17 +37,29 @@ SETTINGS = ("decode", "eval_mode", "reference_types", "context", "max_length", "
 class LoadedModel:
     """What inference needs: the network (eval mode), its tokenizer and the run's settings."""
 
-    network: NerNetwork
+    #: the torch network; None for a folder holding an ONNX graph only
+    network: NerNetwork | None
     tokenizer: object
     source: str
     #: ``decode`` (the method the run validated with), ``context`` (subwords of document context
     #: per side, ``data.context``), ``max_length``/``stride`` (its windows), ``eval_mode``,
     #: ``reference_types``
     settings: dict
+    #: the graph of a ``nerlit export format=onnx`` folder
+    onnx: Path | None = None
+    #: the transformers config (id2label, sizes); the network's own when None
+    config: object = None
+    #: a checkpoint's ``hyper_parameters`` and data record (``nerlit_data``), for model cards
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.config is None and self.network is not None:
+            self.config = self.network.config
 
     @property
     def labels(self) -> list[str]:
-        return self.network.labels
+        id2label = self.config.id2label
+        return [id2label[i] for i in range(len(id2label))]
 
     @property
     def context(self) -> int:
@@ -54,9 +73,26 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_model(path: str | Path, tokenizer_dir: str | Path | None = None) -> LoadedModel:
-    """Load a ``.ckpt`` file or an exported directory; ``tokenizer_dir`` overrides the tokenizer."""
+def load_model(
+    path: str | Path, tokenizer_dir: str | Path | None = None, backend: str = "auto"
+) -> LoadedModel:
+    """Load a ``.ckpt`` file or an exported directory; ``tokenizer_dir`` overrides the tokenizer.
+
+    A folder with an ONNX graph (``model.onnx``) gives the graph for ``backend="auto"`` or
+    ``"onnx"`` (no torch weights are read); ``"torch"`` needs a folder with torch weights.
+    """
     path = Path(path).expanduser()
+    graph = path / ONNX_FILE
+    if path.is_dir() and graph.is_file():
+        if backend == "torch":
+            raise ModelLoadError(
+                f"{path} holds an ONNX graph, not torch weights: load it with backend=onnx (or "
+                f"auto), or export the checkpoint as a Hugging Face folder for backend=torch"
+            )
+        config = read_folder_config(path)
+        settings = dict(getattr(config, "nerlit", None) or {})
+        tokenizer = _tokenizer(tokenizer_dir or path)
+        return LoadedModel(None, tokenizer, str(path), settings, onnx=graph, config=config)
     if path.is_dir():
         network = NerNetwork.load(path)
         settings = dict(getattr(network.config, "nerlit", None) or {})
@@ -67,7 +103,8 @@ def load_model(path: str | Path, tokenizer_dir: str | Path | None = None) -> Loa
     hparams = checkpoint["hyper_parameters"]
     settings = {key: hparams.get(key) for key in SETTINGS}
     tokenizer = _checkpoint_tokenizer(path, checkpoint, tokenizer_dir)
-    return LoadedModel(network, tokenizer, str(path), settings)
+    training = {"hyper_parameters": dict(hparams), "data": checkpoint.get(DATA_KEY)}
+    return LoadedModel(network, tokenizer, str(path), settings, training=training)
 
 
 def _tokenizer(folder: str | Path):
@@ -107,7 +144,7 @@ def export_huggingface(
     overwrite: bool = False,
 ) -> Path:
     """Write a standard Hugging Face folder (config with id2label/label2id, weights, tokenizer;
-    casing and CRF tensors in ``nerlit.safetensors``).
+    casing and CRF tensors in ``nerlit.safetensors``; a model card in ``README.md``).
 
     ``Tagger.load(output_dir)`` loads all of it; ``transformers.pipeline("token-classification",
     model=output_dir)`` loads it offline and runs the same network for a model without casing
@@ -118,6 +155,7 @@ def export_huggingface(
         loaded = load_model(path, tokenizer_dir)
         loaded.network.save_pretrained(folder, **loaded.settings)
         loaded.tokenizer.save_pretrained(folder)
+        write_model_card(folder, loaded, format="hf")
     out = Path(output_dir).expanduser()
     if loaded.network.casing is not None:
         log.warning(

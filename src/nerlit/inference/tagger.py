@@ -5,6 +5,10 @@ distinct word (``SubwordEncoder``'s cache), windows of all texts are sorted by l
 carry almost no padding, the model runs under ``inference_mode``, and label probabilities are
 gathered, normalised and decoded for all words at once rather than per example. Long texts go
 through the same overlapping windows as training, so nothing is truncated.
+
+The network runs on a backend (:mod:`nerlit.inference.backends`): PyTorch, or ONNX Runtime on a
+graph from ``nerlit export format=onnx``. Windows, merging, decoding and spans are this one code
+path on top of either.
 """
 
 from __future__ import annotations
@@ -20,21 +24,14 @@ from nerlit.data.encoding import SubwordEncoder, collate_windows, window_limit
 from nerlit.data.types import Entity, Sentence
 from nerlit.data.words import join_words, split_words
 from nerlit.errors import OptionError
+from nerlit.inference.backends import BACKENDS, create_backend, native_bf16
 from nerlit.inference.loading import LoadedModel, load_model
 from nerlit.inference.spans import entities_from_tags
-from nerlit.models.decoding import DECODERS, words_from_windows
+from nerlit.models.decoding import DECODERS, decode_words, words_from_windows
 
 TextInput = str | Sequence[str]
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (CPU: AVX512-BF16/AMX via oneDNN; most GPUs)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
+__all__ = ["BACKENDS", "PRECISIONS", "Tagger", "TextInput", "native_bf16"]
 
 
 class Tagger:
@@ -56,6 +53,11 @@ class Tagger:
     A model trained with document context (``data.context``) gets the same context here when
     :meth:`predict_tags` is told the sentences' documents; without them each sentence is tagged
     alone, as every text given to :meth:`predict` is.
+
+    ``backend="auto"`` (default) runs a folder written by ``nerlit export format=onnx`` with
+    ONNX Runtime (its precision is the graph's: fp32, or int8 weights) and anything else with
+    PyTorch; ``"torch"`` or ``"onnx"`` insist. Every backend gets the same windows, decoder and
+    spans, so all of the above holds for each (``tests/test_onnx.py`` compares their tags).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Tagger:
         stride: int | None = None,
         device: str | None = None,
         precision: str = "auto",
+        backend: str = "auto",
     ) -> None:
         decode = decode or loaded.settings.get("decode") or "constrained"
         if decode not in DECODERS:
@@ -79,18 +82,16 @@ class Tagger:
             raise OptionError(f"stride={stride}: expected subwords of window overlap >= 0")
         if max_length is not None and not _is_int(max_length):
             raise OptionError(f"max_length={max_length!r}: expected a number of subwords")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.precision = precision
-        if precision == "auto":
-            self.precision = "bf16" if native_bf16(self.device) else "fp32"
-        self.network = loaded.network.to(self.device).eval()
+        self.backend = create_backend(loaded, backend, device, precision)
+        self.device = self.backend.device
+        self.precision = self.backend.precision
         self.tokenizer = loaded.tokenizer
         self.labels = list(loaded.labels)
         self.source = loaded.source
         self.decode = decode
         self.batch_size = batch_size
         # windows as in training unless given: a long sentence's predictions depend on them
-        limit = window_limit(self.tokenizer, self.network.config)
+        limit = window_limit(self.tokenizer, loaded.config)
         if max_length is None:
             max_length = loaded.settings.get("max_length") or limit
         self.max_length = min(max_length, limit)
@@ -124,10 +125,14 @@ class Tagger:
         device: str | None = None,
         precision: str = "auto",
         tokenizer_dir: str | Path | None = None,
+        backend: str = "auto",
     ) -> Tagger:
-        """From a nerlit ``.ckpt`` or a folder written by ``python -m nerlit.export``."""
-        loaded = load_model(path, tokenizer_dir)
-        return cls(loaded, decode, batch_size, max_length, stride, device, precision)
+        """From a nerlit ``.ckpt`` or a folder written by ``nerlit export`` (a Hugging Face
+        folder, or an ONNX graph with ``format=onnx``)."""
+        if backend not in BACKENDS:
+            raise OptionError(f"backend={backend!r} is not one of {BACKENDS}")
+        loaded = load_model(path, tokenizer_dir, backend)
+        return cls(loaded, decode, batch_size, max_length, stride, device, precision, backend)
 
     @classmethod
     def from_config(cls, cfg) -> Tagger:
@@ -143,7 +148,13 @@ class Tagger:
             device=cfg.device,
             precision=cfg.precision,
             tokenizer_dir=cfg.tokenizer_dir,
+            backend=cfg.get("backend") or "auto",
         )
+
+    @property
+    def network(self):
+        """The torch network (``backend="torch"``); None on ONNX Runtime."""
+        return getattr(self.backend, "network", None)
 
     # -- the public API --
 
@@ -221,8 +232,9 @@ class Tagger:
     def decode_logits(
         self, word_logits: Sequence[torch.Tensor]
     ) -> tuple[list[list[str]], list[list[float]]]:
-        """IOB2 tags and their probabilities per word, by the network's own decoder."""
-        return self.network.decode(word_logits, self.decode)
+        """IOB2 tags and their probabilities per word, by the one decoder (a CRF head's learned
+        transitions from whichever backend runs it)."""
+        return decode_words(word_logits, self.labels, self.decode, self.backend.crf_scores())
 
     # -- the machinery --
 
@@ -247,27 +259,17 @@ class Tagger:
         windows = encoder.encode(sentences, {"O": 0})
         windows = [w for w in windows if any(i >= 0 for i in w.word_index)]  # drop empty texts
         windows.sort(key=len, reverse=True)
-        autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
         rows: list[tuple[torch.Tensor, ...]] = []
         for b in range(0, len(windows), self.batch_size):
             batch = collate_windows(windows[b : b + self.batch_size], self.pad_id)
-            with autocast:
-                logits = self.network(
-                    batch["input_ids"].to(self.device),
-                    batch["attention_mask"].to(self.device),
-                    batch["casing_ids"].to(self.device)
-                    if self.network.casing is not None
-                    else None,
-                )
+            logits = self.backend(batch["input_ids"], batch["attention_mask"], batch["casing_ids"])
             owned = batch["word_index"] >= 0
             sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
             rows.append(
                 (
                     sentence[owned],
                     batch["word_index"][owned],
-                    logits[owned.to(self.device)].float().cpu(),
+                    logits[owned.to(logits.device)].float().cpu(),
                 )
             )
         lengths = [len(words) for words in word_lists]

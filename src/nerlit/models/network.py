@@ -211,6 +211,23 @@ class NerNetwork(nn.Module):
         """A Hugging Face folder: config (id2label, and nerlit's settings under ``nerlit``),
         model weights, and the casing/CRF tensors in ``nerlit.safetensors``. ``settings`` (e.g.
         the data's document context) go into ``config.nerlit`` for inference to read back."""
+        out = self.save_config(directory, **settings)
+        self.model.save_pretrained(out)
+        self.save_extra_weights(out)
+        return out
+
+    def save_config(self, directory: str | Path, **settings) -> Path:
+        """``config.json`` alone (what an ONNX export keeps beside its graph).
+
+        ``settings`` must be small JSON values (numbers, strings, lists of them), never tensors
+        or local paths: a config travels with the model, and an absolute path of the machine
+        that trained it means nothing elsewhere (and tells what it should not).
+        """
+        for key, value in settings.items():
+            if isinstance(value, torch.Tensor) or (
+                isinstance(value, str) and Path(value).is_absolute()
+            ):
+                raise ValueError(f"config.nerlit.{key}: a tensor or local path has no place there")
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         self.model.config.nerlit = {
@@ -218,15 +235,23 @@ class NerNetwork(nn.Module):
             "case_features": self.casing is not None,
             **settings,
         }
-        self.model.save_pretrained(out)
-        extra = {
-            k: v.detach().contiguous()
-            for k, v in self.state_dict().items()
-            if not k.startswith("model.")
-        }
-        if extra:
-            save_file(extra, str(out / EXTRA_WEIGHTS))
+        self.model.config.save_pretrained(out)
         return out
+
+    def save_extra_weights(self, directory: str | Path, casing: bool = True) -> Path | None:
+        """The tensors nerlit adds (casing embedding, CRF scores) in ``nerlit.safetensors``, not
+        in ``config.json``; ``casing=False`` leaves out the casing embedding (an ONNX graph holds
+        it already)."""
+        extra = {
+            k: v.detach().float().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith("model.") and (casing or not k.startswith("casing."))
+        }
+        if not extra:
+            return None
+        path = Path(directory) / EXTRA_WEIGHTS
+        save_file(extra, str(path))
+        return path
 
 
 def read_checkpoint(path: Path) -> dict:
