@@ -290,7 +290,10 @@ def _is_int(value) -> bool:
 
 
 def _kind(value) -> str:
-    return "None" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _is_word_list(value) -> bool:
