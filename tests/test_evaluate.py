@@ -297,13 +297,16 @@ def test_val_f1_best_is_the_running_maximum_and_survives_a_checkpoint():
     state = module.state_dict()
     assert float(state["val_f1_best.max_value"]) == 0.5
     restored = _tiny_module()
-    checkpoint = {"state_dict": state}
+    checkpoint = {"state_dict": state, "hyper_parameters": dict(module.hparams)}
     restored.on_load_checkpoint(checkpoint)
     restored.load_state_dict(checkpoint["state_dict"])
     assert _validate(restored, 0.125)["val/f1_best"] == 0.5
 
     # a checkpoint saved before val/f1_best was a metric still loads, with no best yet
-    older = {"state_dict": {k: v for k, v in state.items() if not k.startswith("val_f1_best")}}
+    older = {
+        "state_dict": {k: v for k, v in state.items() if not k.startswith("val_f1_best")},
+        "hyper_parameters": dict(module.hparams),
+    }
     fresh = _tiny_module()
     fresh.on_load_checkpoint(older)
     fresh.load_state_dict(older["state_dict"])

@@ -13,6 +13,7 @@ from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.errors import OptionError
 from nerlit.inference.loading import export_huggingface, quiet_transformers
+from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ FORMATS = ("hf", "onnx")
 
 def export(cfg: DictConfig) -> Path:
     """Export the model the config names into ``cfg.output_dir`` (see conf/export.yaml)."""
+    validate(cfg, "export")  # before the checkpoint is read
     format = cfg.get("format") or "hf"
     quantize = cfg.get("quantize")
     overwrite = bool(cfg.get("overwrite"))

@@ -12,12 +12,14 @@ from nerlit.config import CONFIG_DIR
 from nerlit.inference.files import PredictSummary, predict_file
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
+from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> PredictSummary:
     """Load the model the config names and tag ``cfg.input`` into ``cfg.output``."""
+    validate(cfg, "predict")  # before the model is loaded or the input read
     quiet_transformers()
     tagger = Tagger.from_config(cfg)
     summary = predict_file(

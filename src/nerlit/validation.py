@@ -337,8 +337,10 @@ def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
         "precision": str,
         "tokenizer_dir": str | None,
         "threads": int | None,
+        "backend": str,
     }
     rules = {
+        "backend": one_of(("auto", "torch", "onnx")),
         "decode": one_of(DECODERS, null="as the run validated"),
         "batch_size": integer(1),
         "max_length": integer(MIN_WINDOW, null="the run's"),
@@ -392,8 +394,17 @@ def _predict_schema() -> Schema:
 
 
 def _export_schema() -> Schema:
-    keys = {"task_name": str, "ckpt_path": str, "output_dir": str, "tokenizer_dir": str | None}
-    return Schema(verb="export", keys=keys)
+    keys = {
+        "task_name": str,
+        "ckpt_path": str,
+        "output_dir": str,
+        "tokenizer_dir": str | None,
+        "format": str,
+        "quantize": str | None,
+        "overwrite": bool,
+    }
+    rules = {"format": one_of(("hf", "onnx")), "quantize": one_of(("int8",), null="fp32")}
+    return Schema(verb="export", keys=keys, rules=rules)
 
 
 def _stats_schema() -> Schema:

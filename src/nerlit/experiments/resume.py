@@ -12,6 +12,7 @@ import torch
 
 from nerlit.errors import NerlitError
 from nerlit.experiments.ddp import is_global_zero
+from nerlit.models.network import read_checkpoint
 
 
 def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
@@ -38,6 +39,7 @@ def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
     path = Path(value).expanduser()
     if not path.is_file():
         raise NerlitError(f"ckpt_path={value}: no such checkpoint file")
+    read_checkpoint(path)  # a file that is not a nerlit checkpoint: one line, before Lightning
     return str(path.resolve())
 
 
