@@ -1,48 +1,80 @@
-"""Tagger vs the Hugging Face token-classification pipeline on GMB test sentences, one process.
+"""nerlit's Tagger on every backend vs the Hugging Face and ONNX Runtime pipelines, one process.
 
-    python bench/inference.py --model DIR [--sentences 2000]     (make bench-inference)
+    python bench/inference.py --model DIR [--sentences 2000] [--threads N]   (make bench-inference)
 
-DIR is a folder from ``python -m nerlit.export`` (a MiniLM fine-tuned on GMB); without --model the
-script first fine-tunes MiniLM for --steps steps and exports it, so predictions mean something.
-Both taggers get the same raw strings (each sentence's words joined by spaces). The pipeline runs
-as users would run it (fp32, ``aggregation_strategy="first"``, ``batch_size=32``); ``Tagger`` in
-the headline runs with ``--precision`` (bf16 by default; fp32, its default, is timed too). The
-floor is a bare batched forward over the same length-sorted windows ``Tagger`` builds, in the same
-precision, timed alone. Agreement counts sentences whose (start, end, label) entity sets are
-identical; each disagreement is printed with its likely cause, and both taggers are scored
-against GMB's gold entities, so a disagreement shows who was right. The last line is
+DIR is a folder from ``nerlit export`` (format=huggingface; a MiniLM fine-tuned on GMB). With
+``--checkpoint CKPT`` instead, the script exports it first; with neither, it fine-tunes MiniLM for
+``--steps`` steps and exports that, so predictions mean something. From that model it exports an
+fp32 and an int8 ONNX graph into a temporary folder (``nerlit.inference.onnx_export``) and runs,
+on the same GMB test sentences (the same raw strings: each sentence's words joined by spaces, or
+GMB's own words with ``--pretokenized``):
 
-    speedup_vs_pipeline=X.XX agreement=Y.YYYY overhead_vs_bare=Z.ZZ
+* the HF token-classification pipeline (``aggregation_strategy="first"``, ``batch_size=32``) in
+  fp32 and in bf16 (weights loaded with ``dtype=torch.bfloat16``, as a user would),
+* the ONNX Runtime pipeline: optimum's ``ORTModelForTokenClassification`` does not install beside
+  transformers 5 (its resolver pulls transformers 4.57), so this is the pipeline's own pre- and
+  post-processing around an onnxruntime session on nerlit's exported graph (fp32 and int8): what
+  optimum's pipeline does, with the same session settings,
+* nerlit's ``Tagger`` on torch fp32, torch bf16 (autocast), ONNX fp32 and ONNX int8.
+
+Each system is warmed up once, then timed over the full set ``--repeats`` times (round robin, so
+drift hits all alike); the median counts. All share ``--threads`` (torch's and every ONNX Runtime
+session's intra-op threads). Per system: sentences/s, the ratio to each peer at equal precision,
+entity F1 against GMB gold (seqeval strict, micro over geo, gpe, org, per, tim), and agreement
+(identical (start, end, label) entity sets) with the pipelines at equal precision, on all
+sentences and on those whose words are the tokenizer's own pre-tokens (``same_words``), where
+nerlit with per-word argmax decoding must agree. A model trained with casing features cannot run
+in the pipelines (they cannot compute the features): only the nerlit rows run for it. Goals, with
+pass/fail: nerlit's fastest backend >= 3x the HF pipeline's fastest setting and >= 1.5x the ONNX
+Runtime pipeline's, agreement >= 99.5% at fp32 on same-word sentences, int8 F1 within 0.3 points
+of fp32. The last line is
+
+    speedup_vs_hf_best=X.XX speedup_vs_ort=Y.YY agreement_fp32=Z.ZZZZ int8_f1_delta=W.WWWW \
+best_backend=NAME overhead_vs_bare=V.VV
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-from transformers import pipeline  # noqa: E402
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline  # noqa: E402
+from transformers.modeling_outputs import TokenClassifierOutput  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from nerlit.data.corpus import load_corpus  # noqa: E402
 from nerlit.data.encoding import SubwordEncoder, collate_windows  # noqa: E402
 from nerlit.data.types import Sentence  # noqa: E402
 from nerlit.data.words import join_words, split_words  # noqa: E402
+from nerlit.evaluation.metrics import entity_scores  # noqa: E402
 from nerlit.inference import Tagger  # noqa: E402
+from nerlit.inference.backends import ONNX_FILE  # noqa: E402
 from nerlit.inference.loading import export_huggingface  # noqa: E402
 from nerlit.inference.spans import entities_from_tags  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("NERLIT_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 GMB = DATA_DIR / "gmb" / "ner_dataset.csv.gz"
+REFERENCE_TYPES = ["geo", "gpe", "org", "per", "tim"]
+PIPELINE_BATCH = 32
+WARMUP = 64
+ORT_PIPELINE_KIND = (
+    "HF pipeline pre/post-processing around an onnxruntime session on nerlit's graph "
+    "(optimum does not install beside transformers 5)"
+)
 
 
 def fine_tune(steps: int, workdir: Path) -> Path:
@@ -85,15 +117,31 @@ def gold_entities(sentence: Sentence) -> frozenset:
     return frozenset((e.start, e.end, e.label) for e in found)
 
 
-def micro_f1(predicted: list[frozenset], gold: list[frozenset]) -> float:
-    hits = sum(len(p & g) for p, g in zip(predicted, gold))
-    n_pred, n_gold = sum(map(len, predicted)), sum(map(len, gold))
-    return 2 * hits / (n_pred + n_gold) if n_pred + n_gold else 0.0
+def word_tags(sentence: Sentence, entities: frozenset) -> list[str]:
+    """IOB2 tags over GMB's words for character spans in their space-joined text: a word takes
+    the label of an entity it overlaps, B- on the entity's first word (so an entity that cuts a
+    word, as the pipeline's pre-tokens can, still counts, and is wrong unless it matches gold)."""
+    _, offsets = join_words(sentence.words)
+    tags = ["O"] * len(offsets)
+    for start, end, label in sorted(entities):
+        first = True
+        for i, (_, w_start, w_end) in enumerate(offsets):
+            if w_start < end and start < w_end and tags[i] == "O":
+                tags[i] = ("B-" if first else "I-") + label
+                first = False
+    return tags
 
 
-def same_words(tagger: Tagger, text: str) -> bool:
+def reference_f1(sentences: list[Sentence], sets: list[frozenset]) -> float:
+    """seqeval-strict micro F1 over GMB's five reference types."""
+    gold = [list(s.tags) for s in sentences]
+    pred = [word_tags(s, e) for s, e in zip(sentences, sets)]
+    return entity_scores(gold, pred, "strict", REFERENCE_TYPES)["reference"]["f1"]
+
+
+def same_words(tokenizer, text: str) -> bool:
     """Whether the pipeline sees our words: its tokenizer's pre-tokens are exactly them."""
-    backend = tagger.tokenizer.backend_tokenizer
+    backend = tokenizer.backend_tokenizer
     normalize = backend.normalizer.normalize_str if backend.normalizer else str
     ours = [normalize(w) for w, _, _ in split_words(text)]
     theirs = [w for w, _ in backend.pre_tokenizer.pre_tokenize_str(normalize(text))]
@@ -104,15 +152,16 @@ def entity_set(items) -> frozenset:
     return frozenset((e["start"], e["end"], e["label"]) for e in items)
 
 
-def pipeline_entities(result) -> list[dict]:
-    return [
-        {"start": e["start"], "end": e["end"], "label": e["entity_group"], "score": e["score"]}
-        for e in result
-    ]
+def pipeline_sets(results) -> list[frozenset]:
+    return [frozenset((e["start"], e["end"], e["entity_group"]) for e in r) for r in results]
+
+
+def tagger_sets(results) -> list[frozenset]:
+    return [entity_set(e.to_dict() for e in found) for found in results]
 
 
 def bare_forward_seconds(tagger: Tagger, texts: list[str]) -> float:
-    """Only the model calls, over the length-sorted windows Tagger builds: the floor."""
+    """Only the backend calls, over the length-sorted windows Tagger builds: the floor."""
     encoder = SubwordEncoder(tagger.tokenizer, tagger.max_length, tagger.stride)
     sentences = []
     for text in texts:
@@ -123,16 +172,65 @@ def bare_forward_seconds(tagger: Tagger, texts: list[str]) -> float:
         collate_windows(windows[b : b + tagger.batch_size], tagger.pad_id)
         for b in range(0, len(windows), tagger.batch_size)
     ]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=tagger.precision == "bf16")
     start = time.perf_counter()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode():
         for batch in batches:
-            tagger.network(batch["input_ids"], batch["attention_mask"])
+            tagger.backend(batch["input_ids"], batch["attention_mask"], batch["casing_ids"])
     return time.perf_counter() - start
 
 
-def explain(text: str, theirs: frozenset, argmax_agrees: bool, fp32_argmax_agrees: bool) -> str:
-    """The likely cause of one disagreement."""
+def ort_session(graph: Path):
+    """A session as optimum's ORTModel opens one (all graph optimizations, CPU provider), with
+    the intra-op threads every system here shares."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
+
+def ort_pipeline(model_dir: Path, graph: Path):
+    """The token-classification pipeline with its model's forward replaced by an onnxruntime
+    session on ``graph``: the pipeline's tokenization, batching and aggregation, ORT's compute."""
+    session = ort_session(graph)
+    names = [i.name for i in session.get_inputs()]
+    model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
+
+    def forward(**inputs):
+        feed = {name: inputs[name].numpy() for name in names}
+        return TokenClassifierOutput(logits=torch.from_numpy(session.run(["logits"], feed)[0]))
+
+    model.forward = forward
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    return pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        aggregation_strategy="first",
+        device="cpu",
+    )
+
+
+@dataclass
+class System:
+    name: str
+    family: str  # "pipeline" or "nerlit"
+    precision: str  # fp32, bf16, int8
+    run: Callable[[list], list[frozenset]]
+    argmax: Callable[[list], list[frozenset]] | None = None
+    tagger: Tagger | None = None
+    seconds: list[float] = field(default_factory=list)
+    sets: list[frozenset] = field(default_factory=list)
+    argmax_sets: list[frozenset] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def explain(text: str, theirs: frozenset, argmax_agrees: bool) -> str:
+    """The likely cause of one disagreement at equal precision."""
     words = split_words(text)
     boundaries = {p for start, end, _ in theirs for p in (start, end)}
     cut = [w for w, start, end in words if any(start < p < end for p in boundaries)]
@@ -140,26 +238,46 @@ def explain(text: str, theirs: frozenset, argmax_agrees: bool, fp32_argmax_agree
         return f"pipeline split a word at its own pre-tokens ({', '.join(cut)})"
     if argmax_agrees:
         return "valid-sequence (constrained Viterbi) decoding differs from per-word argmax"
-    if fp32_argmax_agrees:
-        return "bf16 rounding flips a near-tie (fp32 argmax agrees with the pipeline)"
-    return "other (same words, different labels: inspect)"
+    return "other (same words, different labels: near-tie or numerics: inspect)"
+
+
+def export_graphs(source: Path, workdir: Path) -> dict[str, Path]:
+    from nerlit.inference.onnx_export import export_onnx
+
+    folders = {}
+    for precision, quantize in (("fp32", None), ("int8", "int8")):
+        start = time.perf_counter()
+        folders[precision] = export_onnx(source, workdir / f"onnx-{precision}", quantize=quantize)
+        print(f"exported ONNX {precision} in {time.perf_counter() - start:.1f} s", flush=True)
+    return folders
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, help="an exported nerlit folder (nerlit.export)")
+    parser.add_argument("--model", type=Path, help="an exported nerlit folder (nerlit export)")
+    parser.add_argument("--checkpoint", type=Path, help="a nerlit checkpoint, exported first")
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--data", type=Path, default=GMB, help="the GMB csv(.gz)")
     parser.add_argument("--batch-size", type=int, default=32, help="Tagger windows per batch")
     parser.add_argument("--decode", default="constrained", choices=("constrained", "argmax"))
-    parser.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("bf16", "fp32"),
+        help="the precision whose nerlit-vs-pipeline disagreements are printed (all are timed)",
+    )
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps without --model")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch and ORT threads")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per system (median)")
     parser.add_argument("--show", type=int, default=20, help="disagreements to print")
     parser.add_argument(
         "--pretokenized",
         action="store_true",
-        help="give both systems GMB's own words (the pipeline with is_split_into_words=True), so "
+        help="give all systems GMB's own words (the pipeline with is_split_into_words=True), so "
         "that only the models' decisions can differ, not how raw text is cut into words",
     )
     args = parser.parse_args()
@@ -167,110 +285,198 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_dir = args.model or fine_tune(args.steps, Path(tempfile.mkdtemp(prefix="nerlit-bench-")))
+    workdir = Path(tempfile.mkdtemp(prefix="nerlit-bench-"))
+    if args.model:
+        model_dir = args.model
+    elif args.checkpoint:
+        model_dir = export_huggingface(args.checkpoint, workdir / "export")
+    else:
+        model_dir = fine_tune(args.steps, workdir)
+    onnx_dirs = export_graphs(args.checkpoint or model_dir, workdir)
 
     sentences = gmb_test_sentences(args.data, args.sentences)
     texts = [" ".join(s.words) for s in sentences]
     gold = [gold_entities(s) for s in sentences]
     n = len(texts)
-    tagger = Tagger.load(
-        model_dir, args.decode, args.batch_size, device="cpu", precision=args.precision
-    )
-    if tagger.network.casing is not None:
-        sys.exit(
-            f"{model_dir} was trained with model.case_features, which transformers.pipeline "
-            f"ignores, so the two would run different networks. Benchmark a model trained with "
-            f"model.case_features=false."
-        )
-    other = "fp32" if args.precision == "bf16" else "bf16"
-    tagger_other = Tagger.load(
-        model_dir, args.decode, args.batch_size, device="cpu", precision=other
-    )
-    hf_pipeline = pipeline(
-        "token-classification", model=str(model_dir), aggregation_strategy="first", device="cpu"
-    )
     inputs = [list(s.words) for s in sentences] if args.pretokenized else texts
 
-    def hf(batch, batch_size):
-        return hf_pipeline(batch, batch_size=batch_size, is_split_into_words=args.pretokenized)
+    def load(backend: str, precision: str, folder: Path) -> Tagger:
+        return Tagger.load(
+            folder, args.decode, args.batch_size, device="cpu", precision=precision,
+            backend=backend,
+        )  # fmt: skip
+
+    systems: list[System] = []
+    for name, backend, precision, folder in (
+        ("nerlit torch fp32", "torch", "fp32", model_dir),
+        ("nerlit torch bf16", "torch", "bf16", model_dir),
+        ("nerlit onnx fp32", "onnx", "fp32", onnx_dirs["fp32"]),
+        ("nerlit onnx int8", "onnx", "fp32", onnx_dirs["int8"]),
+    ):
+        tagger = load(backend, precision, folder)
+        label = "int8" if "int8" in name else precision
+
+        def argmax(batch, tagger=tagger):
+            tagger.decode = "argmax"
+            try:
+                return tagger_sets(tagger.predict(batch))
+            finally:
+                tagger.decode = args.decode
+
+        systems.append(
+            System(name, "nerlit", label, lambda b, t=tagger: tagger_sets(t.predict(b)), argmax,
+                   tagger)
+        )  # fmt: skip
+    casing = systems[0].tagger.network.casing is not None
+    tokenizer = systems[0].tagger.tokenizer
+    if casing:
+        print(
+            f"{model_dir} was trained with model.case_features, which transformers.pipeline "
+            f"ignores, so the pipelines would run different networks: only nerlit's rows run. "
+            f"Benchmark a model trained with model.case_features=false for the comparison."
+        )
+    else:
+        pipes = [
+            ("HF pipeline fp32", "fp32", lambda: pipeline(
+                "token-classification", model=str(model_dir), aggregation_strategy="first",
+                device="cpu")),
+            ("HF pipeline bf16", "bf16", lambda: pipeline(
+                "token-classification", model=str(model_dir), aggregation_strategy="first",
+                device="cpu", dtype=torch.bfloat16)),
+            ("ORT pipeline fp32", "fp32", lambda: ort_pipeline(
+                model_dir, onnx_dirs["fp32"] / ONNX_FILE)),
+            ("ORT pipeline int8", "int8", lambda: ort_pipeline(
+                model_dir, onnx_dirs["int8"] / ONNX_FILE)),
+        ]  # fmt: skip
+        for name, precision, make in pipes:
+            pipe = make()
+
+            def run(batch, pipe=pipe):
+                return pipeline_sets(
+                    pipe(batch, batch_size=PIPELINE_BATCH, is_split_into_words=args.pretokenized)
+                )
+
+            systems.append(System(name, "pipeline", precision, run))
+    order = {"fp32": 0, "bf16": 1, "int8": 2}
+    systems.sort(key=lambda s: (order[s.precision], s.family != "pipeline", s.name))
 
     words = sum(len(split_words(t)) for t in texts)
     print(
-        f"model {model_dir}; {n} GMB test sentences, {words} words; torch threads "
-        f"{torch.get_num_threads()}; Tagger batch {args.batch_size}, decode {args.decode}, "
-        f"precision {args.precision}"
+        f"model {model_dir}; {n} GMB test sentences, {words} words; threads "
+        f"{torch.get_num_threads()} (torch and ONNX Runtime); Tagger batch {args.batch_size}, "
+        f"decode {args.decode}; pipelines batch {PIPELINE_BATCH}, aggregation first; "
+        f"{args.repeats} timings each, median; CPU bf16 native: "
+        f"{bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}"
     )
-    # warm-up: first calls allocate and pick kernels
-    for run in (tagger.predict, tagger_other.predict, lambda t: hf(t, batch_size=32)):
-        run(inputs[:64])
-    bare_forward_seconds(tagger, texts[:64])
+    if not casing:
+        print(f"ONNX Runtime pipeline: {ORT_PIPELINE_KIND}")
+    for system in systems:  # warm-up: first calls allocate and pick kernels
+        system.run(inputs[:WARMUP])
+    for _ in range(args.repeats):
+        for system in systems:
+            start = time.perf_counter()
+            system.sets = system.run(inputs)
+            system.seconds.append(time.perf_counter() - start)
+    for system in systems:
+        if system.argmax is not None:
+            system.argmax_sets = system.argmax(inputs)
+    shared = [i for i in range(n) if args.pretokenized or same_words(tokenizer, texts[i])]
+    f1 = {s.name: reference_f1(sentences, s.sets) for s in systems}
+    by_name = {s.name: s for s in systems}
 
-    start = time.perf_counter()
-    theirs = hf(inputs, batch_size=32)
-    pipeline_s = time.perf_counter() - start
-    start = time.perf_counter()
-    ours = tagger.predict(inputs)
-    tagger_s = time.perf_counter() - start
-    start = time.perf_counter()
-    ours_other = tagger_other.predict(inputs)
-    other_s = time.perf_counter() - start
-    bare_s = bare_forward_seconds(tagger, texts)
+    def agree(a: list[frozenset], b: list[frozenset], rows) -> float:
+        rows = list(rows)
+        return sum(a[i] == b[i] for i in rows) / len(rows) if rows else float("nan")
 
-    tagger.decode = tagger_other.decode = "argmax"
-    ours_argmax, other_argmax = tagger.predict(inputs), tagger_other.predict(inputs)
-    tagger.decode = tagger_other.decode = args.decode
-
-    ours_sets = [entity_set(e.to_dict() for e in found) for found in ours]
-    other_sets = [entity_set(e.to_dict() for e in found) for found in ours_other]
-    argmax_sets = [entity_set(e.to_dict() for e in found) for found in ours_argmax]
-    other_argmax_sets = [entity_set(e.to_dict() for e in found) for found in other_argmax]
-    fp32_argmax = other_argmax_sets if other == "fp32" else argmax_sets
-    their_sets = [entity_set(pipeline_entities(r)) for r in theirs]
-    disagree = [i for i in range(n) if ours_sets[i] != their_sets[i]]
-    agreement = 1 - len(disagree) / n
-    shared = [i for i in range(n) if args.pretokenized or same_words(tagger, texts[i])]
-
-    def agree(sets: list[frozenset], rows: list[int]) -> float:
-        return sum(sets[i] == their_sets[i] for i in rows) / max(len(rows), 1)
-
-    causes: dict[str, int] = {}
-    for shown, i in enumerate(disagree):
-        cause = explain(
-            texts[i],
-            their_sets[i],
-            argmax_sets[i] == their_sets[i],
-            fp32_argmax[i] == their_sets[i],
+    # disagreements of nerlit torch vs the HF pipeline at --precision, with their likely cause
+    ours_name, theirs_name = f"nerlit torch {args.precision}", f"HF pipeline {args.precision}"
+    if theirs_name in by_name:
+        ours, theirs = by_name[ours_name], by_name[theirs_name]
+        disagree = [i for i in range(n) if ours.sets[i] != theirs.sets[i]]
+        causes: dict[str, int] = {}
+        for shown, i in enumerate(disagree):
+            cause = explain(texts[i], theirs.sets[i], ours.argmax_sets[i] == theirs.sets[i])
+            causes[cause.split(" (")[0]] = causes.get(cause.split(" (")[0], 0) + 1
+            if shown < args.show:
+                print(f"\n[{i}] {texts[i]}")
+                print(f"  gold    : {sorted((texts[i][s:e], lab) for s, e, lab in gold[i])}")
+                print(f"  nerlit  : {sorted((texts[i][s:e], b) for s, e, b in ours.sets[i])}")
+                print(f"  pipeline: {sorted((texts[i][s:e], b) for s, e, b in theirs.sets[i])}")
+                print(f"  cause   : {cause}")
+        print(
+            f"\n{ours_name} vs {theirs_name}: {len(disagree)} of {n} disagree; by cause: {causes}"
         )
-        causes[cause.split(" (")[0]] = causes.get(cause.split(" (")[0], 0) + 1
-        if shown < args.show:
-            print(f"\n[{i}] {texts[i]}")
-            print(f"  gold    : {sorted((texts[i][s:e], lab) for s, e, lab in gold[i])}")
-            print(f"  nerlit  : {sorted((texts[i][s:e], lab) for s, e, lab in ours_sets[i])}")
-            print(f"  pipeline: {sorted((texts[i][s:e], lab) for s, e, lab in their_sets[i])}")
-            print(f"  cause   : {cause}")
-    print()
-    print(f"pipeline (fp32)      : {n / pipeline_s:7.1f} sentences/s ({pipeline_s:.2f} s)")
-    print(f"Tagger ({args.precision})        : {n / tagger_s:7.1f} sentences/s ({tagger_s:.2f} s)")
+
     print(
-        f"Tagger ({other})        : {n / other_s:7.1f} sentences/s ({other_s:.2f} s), "
-        f"{pipeline_s / other_s:.2f}x the pipeline"
+        f"\n{'system':<20} {'sent/s':>8} {'median s':>9}  {'F1 ref':>6}  "
+        f"ratio to peers at equal precision"
     )
-    print(f"bare forward ({args.precision}) : {n / bare_s:7.1f} sentences/s ({bare_s:.2f} s)")
-    print(f"disagreements: {len(disagree)} of {n}; by cause: {causes}")
+    for s in systems:
+        peers = [p for p in systems if p is not s and p.precision == s.precision]
+        ratios = ", ".join(f"{p.median / s.median:.2f}x {p.name}" for p in peers) or "-"
+        print(f"{s.name:<20} {n / s.median:8.1f} {s.median:9.2f}  {f1[s.name]:6.4f}  {ratios}")
+    print(f"\nagreement with the pipelines at equal precision (all {n} sentences / the "
+          f"{len(shared)} whose words are the tokenizer's pre-tokens, nerlit {args.decode} and "
+          f"argmax):")  # fmt: skip
+    for s in (s for s in systems if s.family == "nerlit"):
+        for p in (p for p in systems if p.family == "pipeline" and p.precision == s.precision):
+            print(
+                f"  {s.name:<18} vs {p.name:<18}: {agree(s.sets, p.sets, range(n)):.4f} / "
+                f"{agree(s.sets, p.sets, shared):.4f}, "
+                f"argmax {agree(s.argmax_sets, p.sets, shared):.4f}"
+            )
+
+    nerlit = [s for s in systems if s.family == "nerlit"]
+    best = min(nerlit, key=lambda s: s.median)
+    hf = [s for s in systems if s.name.startswith("HF pipeline")]
+    ort = [s for s in systems if s.name.startswith("ORT pipeline")]
+    hf_best = min(hf, key=lambda s: s.median) if hf else None
+    ort_best = min(ort, key=lambda s: s.median) if ort else None
+    speed_hf = hf_best.median / best.median if hf_best else float("nan")
+    speed_ort = ort_best.median / best.median if ort_best else float("nan")
+    fp32_pairs = [
+        agree(by_name[name].argmax_sets, by_name["HF pipeline fp32"].sets, shared)
+        for name in ("nerlit torch fp32", "nerlit onnx fp32")
+        if "HF pipeline fp32" in by_name
+    ]
+    agreement = min(fp32_pairs) if fp32_pairs else float("nan")
+    delta = f1["nerlit onnx int8"] - f1["nerlit onnx fp32"]
+    bare_s = bare_forward_seconds(best.tagger, texts)
     print(
-        f"agreement: {args.decode}/{args.precision} {agreement:.4f}, argmax/{args.precision} "
-        f"{agree(argmax_sets, list(range(n))):.4f}, {args.decode}/{other} "
-        f"{agree(other_sets, list(range(n))):.4f}; on the {len(shared)} sentences whose "
-        f"words are the tokenizer's pre-tokens: argmax/{args.precision} "
-        f"{agree(argmax_sets, shared):.4f}, argmax/fp32 {agree(fp32_argmax, shared):.4f}"
+        f"\nbest nerlit backend: {best.name} ({n / best.median:.1f} sentences/s); bare forward "
+        f"of its windows alone {n / bare_s:.1f} sentences/s (overhead {best.median / bare_s:.2f}x)"
     )
-    print(
-        f"entity F1 against GMB gold: nerlit {micro_f1(ours_sets, gold):.4f} "
-        f"(argmax {micro_f1(argmax_sets, gold):.4f}), pipeline {micro_f1(their_sets, gold):.4f}"
+
+    def goal(text: str, value: float, ok: bool) -> None:
+        verdict = "n/a " if math.isnan(value) else ("PASS" if ok else "FAIL")
+        print(f"goal {verdict}: {text}")
+
+    goal(
+        f"{best.name} >= 3x the HF pipeline at its fastest "
+        f"({hf_best.name if hf_best else 'not run'}): {fmt(speed_hf)}x",
+        speed_hf,
+        speed_hf >= 3,
     )
+    goal(
+        f"{best.name} >= 1.5x the ONNX Runtime pipeline at its fastest "
+        f"({ort_best.name if ort_best else 'not run'}): {fmt(speed_ort)}x",
+        speed_ort,
+        speed_ort >= 1.5,
+    )
+    goal(
+        f"agreement >= 0.995 at fp32 on same-word sentences (argmax; worst of torch and onnx): "
+        f"{fmt(agreement, 4)}",
+        agreement,
+        agreement >= 0.995,
+    )
+    goal(f"int8 F1 within 0.3 points of fp32 (ONNX): {f1['nerlit onnx int8']:.4f} vs "
+         f"{f1['nerlit onnx fp32']:.4f}, delta {delta * 100:+.2f} points", delta,
+         abs(delta) <= 0.003)  # fmt: skip
     print(
-        f"speedup_vs_pipeline={pipeline_s / tagger_s:.2f} agreement={agreement:.4f} "
-        f"overhead_vs_bare={tagger_s / bare_s:.2f}"
+        f"speedup_vs_hf_best={fmt(speed_hf)} speedup_vs_ort={fmt(speed_ort)} "
+        f"agreement_fp32={fmt(agreement, 4)} int8_f1_delta={delta:.4f} "
+        f"best_backend={best.name.removeprefix('nerlit ').replace(' ', '-')} "
+        f"overhead_vs_bare={best.median / bare_s:.2f}"
     )
 
 
