@@ -418,6 +418,8 @@ def main() -> None:
     print(f"\nagreement with the pipelines at equal precision (all {n} sentences / the "
           f"{len(shared)} whose words are the tokenizer's pre-tokens, nerlit {args.decode} and "
           f"argmax):")  # fmt: skip
+    if casing:
+        print("  none: the pipelines did not run (a casing-feature model)")
     for s in (s for s in systems if s.family == "nerlit"):
         for p in (p for p in systems if p.family == "pipeline" and p.precision == s.precision):
             print(
