@@ -58,3 +58,87 @@ def test_unknown_option_is_a_clear_error():
 def test_unknown_key_is_a_clear_error():
     with pytest.raises(ConfigCompositionException, match="no_such_key"):
         compose_train(["trainer.no_such_key=1"])
+
+
+#: common Trainer keys and a non-default value each: all settable without `+`
+TRAINER_KEYS = {
+    "limit_train_batches": 0.5,
+    "limit_val_batches": 3,
+    "limit_test_batches": 0.25,
+    "limit_predict_batches": 2,
+    "val_check_interval": 0.5,
+    "check_val_every_n_epoch": 2,
+    "accumulate_grad_batches": 4,
+    "max_steps": 100,
+    "min_steps": 10,
+    "min_epochs": 1,
+    "max_time": "00:01:00:00",
+    "gradient_clip_val": 0.5,
+    "gradient_clip_algorithm": "value",
+    "log_every_n_steps": 10,
+    "num_sanity_val_steps": 0,
+    "deterministic": True,
+    "benchmark": True,
+    "fast_dev_run": True,
+    "profiler": "simple",
+    "overfit_batches": 0.1,
+    "detect_anomaly": True,
+    "enable_checkpointing": False,
+}
+
+
+def test_common_trainer_keys_are_set_without_plus():
+    from nerlit.validation import problems_of
+
+    cfg = compose_train([f"trainer.{key}={value}" for key, value in TRAINER_KEYS.items()])
+    assert {key: cfg.trainer[key] for key in TRAINER_KEYS} == TRAINER_KEYS
+    assert problems_of(cfg, "train") == []
+
+
+def test_trainer_config_keeps_lightnings_defaults():
+    """The keys added for `trainer.KEY=VALUE` change nothing: a Trainer built from the config
+    behaves as Lightning's default Trainer on each of them."""
+    from hydra.utils import instantiate
+    from lightning.pytorch import Trainer
+
+    cfg = compose_train(["paths.output_dir=/tmp/unused", "trainer.accelerator=cpu"])
+    ours = instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
+    theirs = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    attributes = [
+        "limit_train_batches",
+        "limit_val_batches",
+        "limit_test_batches",
+        "limit_predict_batches",
+        "val_check_interval",
+        "check_val_every_n_epoch",
+        "accumulate_grad_batches",
+        "max_steps",
+        "min_steps",
+        "num_sanity_val_steps",
+        "log_every_n_steps",
+        "fast_dev_run",
+        "overfit_batches",
+        "gradient_clip_algorithm",
+        "profiler",
+    ]
+
+    def seen(trainer: Trainer, name: str):
+        value = getattr(trainer, name, None)
+        if value is None:  # fit-loop and profiler settings live on the loop and the profiler
+            value = getattr(trainer.fit_loop, name, None)
+        return type(value).__name__ if name == "profiler" else value
+
+    assert {a: seen(ours, a) for a in attributes} == {a: seen(theirs, a) for a in attributes}
+    assert ours.fit_loop.min_epochs is None
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
+@pytest.mark.parametrize("extra", [[], ["callbacks=early_stopping"], ["callbacks=none"]])
+def test_debug_fast_composes_and_validates_with_every_trainer_preset(
+    trainer: str, extra: list[str]
+):
+    from nerlit.validation import problems_of
+
+    cfg = compose_train([f"trainer={trainer}", "debug=fast", *extra])
+    assert cfg.trainer.limit_train_batches == 4 and cfg.trainer.num_sanity_val_steps == 0
+    assert problems_of(cfg, "train") == []

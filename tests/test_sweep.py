@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nerlit.experiments.sweep import write_sweep_summary
+from nerlit.experiments.sweep import group_rows, write_sweep_summary
 from tests.conftest import REPO_ROOT, tiny_overrides
 
 
@@ -277,3 +277,100 @@ def test_table_lists_failed_and_pending_jobs_after_the_scored_ones(tmp_path: Pat
     ]
     assert write_sweep_summary(tmp_path)[-1]["status"] == "failed"
     assert [r["job"] for r in _table(tmp_path)] == ["2", "0", "1"]
+
+
+def _row(job: str, overrides: str, status: str, val: float | None, test: float | None) -> dict:
+    return {
+        "job": job,
+        "overrides": overrides,
+        "status": status,
+        "best_val_f1": val,
+        "test_f1": test,
+    }
+
+
+def test_groups_average_seeds_of_each_setting_best_first_failed_jobs_counted_apart():
+    rows = [
+        _row("0", "seed=1 optimizer.lr=1", "completed", 0.50, 0.40),
+        _row("1", "seed=1 optimizer.lr=2", "completed", 0.70, 0.60),
+        _row("2", "seed=2 optimizer.lr=1", "completed", 0.60, 0.50),
+        _row("3", "seed=2 optimizer.lr=2", "completed", 0.80, 0.70),
+        _row("4", "+seed=3 optimizer.lr=2", "failed", None, None),
+        _row("5", "seed=3 optimizer.lr=1", "completed", 0.70, None),  # ran with test=false
+    ]
+    groups = group_rows(rows)
+    assert [g["overrides"] for g in groups] == ["optimizer.lr=2", "optimizer.lr=1"]
+    best, second = groups
+    assert (best["n"], best["n_failed"], best["seeds"], best["jobs"]) == (2, 1, "1,2,3", "1,3,4")
+    assert best["val_f1_mean"] == pytest.approx(0.75)
+    assert best["val_f1_std"] == pytest.approx(0.1 / 2**0.5)  # sample std of 0.7, 0.8
+    assert best["test_f1_mean"] == pytest.approx(0.65)
+    assert (second["n"], second["n_failed"]) == (3, 0)
+    assert second["val_f1_mean"] == pytest.approx(0.6)
+    assert second["val_f1_std"] == pytest.approx(0.1)
+    assert second["test_f1_mean"] == pytest.approx(0.45)  # over the two tested jobs
+    # one job has no spread; a group whose jobs all failed has no mean, and ranks last
+    alone = group_rows(
+        [
+            _row("0", "seed=1 model.dropout=0", "failed", None, None),
+            _row("1", "seed=1 model.dropout=0.1", "completed", 0.5, 0.4),
+        ]
+    )
+    assert [(g["overrides"], g["n"], g["val_f1_std"]) for g in alone] == [
+        ("model.dropout=0.1", 1, None),
+        ("model.dropout=0", 0, None),
+    ]
+
+
+def test_grouped_tables_are_written_only_when_a_setting_repeats(tmp_path: Path):
+    common = ["model=tiny"]
+    results = {"0": 0.5, "1": 0.7, "2": 0.6, "3": None}
+    for job, (seed, lr) in zip(results, [(1, 1), (1, 2), (2, 1), (2, 2)]):
+        score = results[job]
+        summary = None if score is None else {"best_val_f1": score, "test_f1": score - 0.1}
+        _job(tmp_path, job, [*common, f"seed={seed}", f"optimizer.lr={lr}"], summary)
+    write_sweep_summary(tmp_path)
+    with open(tmp_path / "sweep_groups.csv") as handle:
+        groups = list(csv.DictReader(handle))
+    assert [(g["overrides"], g["n"], g["n_failed"]) for g in groups] == [
+        ("optimizer.lr=2", "1", "1"),
+        ("optimizer.lr=1", "2", "0"),
+    ]
+    assert float(groups[1]["val_f1_mean"]) == pytest.approx(0.55)
+    grouped = (tmp_path / "sweep_groups.md").read_text()
+    assert "| 1 | `optimizer.lr=2` | 1 | 1 | 0.7000 |  |" in grouped
+    assert grouped in (tmp_path / "sweep.md").read_text()  # also a section of sweep.md
+    # one job per setting: the job table says it all
+    single = tmp_path / "single"
+    _job(single, "0", ["optimizer.lr=1"], {"best_val_f1": 0.5, "test_f1": 0.4})
+    _job(single, "1", ["optimizer.lr=2"], {"best_val_f1": 0.6, "test_f1": 0.5})
+    write_sweep_summary(single)
+    assert not (single / "sweep_groups.csv").exists()
+    assert "seeds" not in (single / "sweep.md").read_text()
+
+
+def test_multi_seed_sweep_writes_and_prints_the_grouped_table(gmb_file: Path, tmp_path: Path):
+    sweep = tmp_path / "seeds"
+    result = _run(
+        [
+            "-m",
+            *tiny_overrides(gmb_file),
+            "trainer.max_steps=2",  # validated once before stopping: every job has a val F1
+            "seed=1,2",
+            "optimizer.lr=1e-4,5e-3",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
+    jobs = _table(sweep)
+    assert len(jobs) == 4 and all(j["status"] == "completed" for j in jobs)
+    with open(sweep / "sweep_groups.csv") as handle:
+        groups = list(csv.DictReader(handle))
+    assert sorted(g["overrides"] for g in groups) == ["optimizer.lr=0.0001", "optimizer.lr=0.005"]
+    for group in groups:
+        members = [j for j in jobs if j["overrides"].endswith(group["overrides"])]
+        assert group["n"] == "2" and group["seeds"] == "1,2"
+        vals = [float(j["best_val_f1"]) for j in members]
+        assert float(group["val_f1_mean"]) == pytest.approx(sum(vals) / 2)
+    means = [float(g["val_f1_mean"]) for g in groups]
+    assert means == sorted(means, reverse=True)
+    assert "settings over seeds (best mean val F1 first)" in result.stdout

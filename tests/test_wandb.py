@@ -182,3 +182,62 @@ def test_each_sweep_job_is_its_own_finished_run_failed_ones_marked(gmb_file: Pat
         "| 2 | 1 | failed | `+callbacks.fail.step=1` |  |  | RuntimeError: failing at step 1 |"
         in table
     )
+
+
+def _artifacts(run_folder: Path) -> list:
+    (log,) = run_folder.glob("run-*.wandb")
+    return [r.artifact for r in wandb_records(log) if r.WhichOneof("record_type") == "artifact"]
+
+
+def test_offline_run_logs_curves_predictions_table_and_best_checkpoint(
+    gmb_file: Path, tmp_path: Path, wandb_unconfigured
+):
+    out = tmp_path / "run"
+    summary = train(compose_train([*tiny_overrides(gmb_file), "logger=wandb"], out))
+    flush_wandb()
+    (folder,) = run_folders(out)
+    run = read_wandb_run(folder)
+    keys = set().union(*run["history"])
+    assert {"lr-AdamW/pg1", "train/grad_norm", "val/f1/per", "val/f1/geo"} <= keys
+    # a sample of test sentences as a table: words, gold and predicted entities, correct?
+    row = next(row for row in run["history"] if "test/predictions/_type" in row)
+    assert row["test/predictions/_type"] == "table-file"
+    table = json.loads((folder / "files" / row["test/predictions/path"]).read_text())
+    assert table["columns"] == ["sentence", "words", "gold", "predicted", "correct"]
+    predictions = (out / "predictions.conll").read_text().strip().split("\n\n")
+    assert len(table["data"]) == min(100, len(predictions)) > 0
+    for index, words, gold, predicted, correct in table["data"]:
+        lines = [line.split() for line in predictions[index].splitlines()]
+        assert words == " ".join(line[0] for line in lines)
+        assert correct == (gold == predicted)
+    # the best checkpoint as a model artifact, recorded in the offline run folder for wandb sync
+    models = [a for a in _artifacts(folder) if a.type == "model"]
+    assert len(models) == 1
+    (model,) = models
+    assert model.name == f"model-{run['id']}" and "best" in model.aliases
+    (entry,) = model.manifest.contents
+    assert entry.path == "best.ckpt"
+    assert entry.size == Path(summary["best_checkpoint"]).stat().st_size
+    metadata = json.loads(model.metadata)
+    assert metadata["best_val_f1"] == pytest.approx(summary["best_val_f1"])
+    assert metadata["checkpoint"] == Path(summary["best_checkpoint"]).name
+
+
+def test_prediction_sample_is_seeded_and_marks_correct_sentences():
+    from nerlit.data.types import Sentence
+    from nerlit.experiments.wandb_run import prediction_rows
+
+    tags = ("B-per", "O", "B-geo", "O")
+    sentences = [Sentence(("Merkel", "visited", "Paris", str(i)), tags) for i in range(250)]
+    gold = [list(s.tags) for s in sentences]
+    pred = [list(t) if i % 2 else ["B-per", "O", "B-org", "O"] for i, t in enumerate(gold)]
+    rows = prediction_rows(sentences, gold, pred)
+    assert len(rows) == 100 and rows == prediction_rows(sentences, gold, pred)
+    indices = [row[0] for row in rows]
+    assert indices == sorted(set(indices)) and indices != list(range(100))  # drawn, in order
+    for index, words, gold_text, predicted, correct in rows:
+        assert words == f"Merkel visited Paris {index}"
+        assert gold_text == "per: Merkel; geo: Paris"
+        assert correct == bool(index % 2)
+        assert predicted == (gold_text if index % 2 else "per: Merkel; org: Paris")
+    assert len(prediction_rows(sentences[:7], gold[:7], pred[:7])) == 7

@@ -13,7 +13,12 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
+    ProgressBar,
+    RichProgressBar,
+    TQDMProgressBar,
+)
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -75,6 +80,10 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
     if "wandb" in (cfg.get("logger") or {}):
         configure_wandb_mode()
     callbacks = _instantiate_group(cfg.get("callbacks"))
+    loggers = _instantiate_group(cfg.get("logger"))
+    if not loggers:
+        # Lightning's LearningRateMonitor refuses to start without a logger; logger=none wins
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress-bar callback when bars are off; the switch wins
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -84,10 +93,34 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
             TQDMProgressBar(refresh_rate=50) if isinstance(c, RichProgressBar) else c
             for c in callbacks
         ]
-    trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=_instantiate_group(cfg.get("logger")) or False
-    )
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return module, datamodule, trainer
+
+
+class ValidateBeforeMaxSteps(L.Callback):
+    """Validate before ``trainer.max_steps`` ends a fit that has not validated yet.
+
+    Lightning validates at the end of an epoch (``val_check_interval=1.0``) and does not when
+    ``max_steps`` stops training inside the first one, so such a run (a smoke test, a step
+    budget) had no ``val/f1``, no best checkpoint, and tested whatever weights were left.
+    Asking the trainer to stop at the last step is what makes Lightning validate there (as it
+    does for early stopping), so the checkpoint callbacks save as after any validation. Added by
+    :func:`train`, not :func:`build`: a test that builds a trainer gets Lightning's own loop.
+    An epoch that is not validated at all (``check_val_every_n_epoch`` > 1) stays unvalidated.
+    """
+
+    def __init__(self) -> None:
+        self.validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated = True
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if not self.validated and 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
 
 
 def _best_val_f1(trainer: L.Trainer, best: str) -> float | None:
@@ -122,6 +155,7 @@ def _fit_and_test(
     if cfg.train:
         if ckpt_path:
             continue_csv_history(trainer, ckpt_path)
+        trainer.callbacks.append(ValidateBeforeMaxSteps())
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     summary = {
@@ -161,6 +195,8 @@ def _fit_and_test(
                 module.test_predictions,
                 out,
                 summary,
+                sentences=datamodule.sentences("test"),
+                best_checkpoint=best or None,
             )
     return summary
 

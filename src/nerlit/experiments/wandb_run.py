@@ -12,18 +12,29 @@ job's outcome.
 
 from __future__ import annotations
 
+import logging
+import random
 import secrets
 import string
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nerlit.config import configure_wandb_mode
 
+if TYPE_CHECKING:
+    from nerlit.data.types import Sentence
+
+log = logging.getLogger(__name__)
+
 ID_FILE = "wandb_id.txt"
+#: test sentences shown in the ``test/predictions`` table
+PREDICTION_SAMPLE = 100
+PREDICTION_COLUMNS = ["sentence", "words", "gold", "predicted", "correct"]
 
 
 def _hydra_job() -> tuple[str, int] | None:
@@ -89,6 +100,67 @@ def log_config(trainer: L.Trainer, cfg: DictConfig) -> None:
         logger.experiment.config.update(config, allow_val_change=True)
 
 
+def prediction_rows(
+    sentences: Sequence[Sentence],
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    mode: str = "strict",
+    size: int = PREDICTION_SAMPLE,
+    seed: int = 0,
+) -> list[list[Any]]:
+    """A seeded sample of test sentences: index, words, gold and predicted entities, correct.
+
+    A random sample, not the errors: it shows what the model does on typical sentences (the
+    error page, ``nerlit evaluate``, ranks errors). The seed keeps the same sentences in every
+    run, so runs compare row by row in W&B. Entities are read as the scorer reads them
+    (``mode``), and a sentence is correct when its predicted entities are exactly the gold ones.
+    """
+    from nerlit.evaluation.metrics import extract_entities
+
+    chosen = sorted(random.Random(seed).sample(range(len(sentences)), min(size, len(sentences))))
+    gold_entities = extract_entities([gold[i] for i in chosen], mode)
+    pred_entities = extract_entities([pred[i] for i in chosen], mode)
+    rows = []
+    for k, index in enumerate(chosen):
+        words = sentences[index].words
+        wanted = sorted(e[1:] for e in gold_entities if e[0] == k)
+        found = sorted(e[1:] for e in pred_entities if e[0] == k)
+        rows.append(
+            [
+                index,
+                " ".join(words),
+                _entities_text(words, wanted),
+                _entities_text(words, found),
+                wanted == found,
+            ]
+        )
+    return rows
+
+
+def _entities_text(words: Sequence[str], entities: list[tuple[str, int, int]]) -> str:
+    """``per: Angela Merkel; geo: Berlin``, in the order of the sentence."""
+    ordered = sorted(entities, key=lambda e: (e[1], e[2]))
+    return "; ".join(f"{kind}: {' '.join(words[start:end])}" for kind, start, end in ordered)
+
+
+def log_best_checkpoint(logger: Any, path: str | Path, summary: dict) -> None:
+    """The best checkpoint as a W&B ``model`` artifact (``model-<run id>``, alias ``best``).
+
+    Logged by nerlit rather than by ``WandbLogger(log_model=True)``, which Lightning refuses
+    offline (nerlit's default) and which would also upload ``last.ckpt``. Offline, W&B copies
+    the file into its staging folder and records the artifact in the offline run folder;
+    ``wandb sync`` uploads it. A resumed run (same W&B id) adds a version of the same artifact.
+    """
+    import wandb
+
+    run = logger.experiment
+    metadata = {k: v for k, v in summary.items() if v is not None and k.endswith("f1")}
+    metadata["checkpoint"] = Path(path).name
+    artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metadata)
+    artifact.add_file(str(path), name="best.ckpt")
+    run.log_artifact(artifact, aliases=["best", "latest"])
+
+
 def log_test_results(
     trainer: L.Trainer,
     scores: dict,
@@ -96,10 +168,16 @@ def log_test_results(
     pred: Sequence[Sequence[str]],
     run_dir: Path,
     summary: dict,
+    sentences: Sequence[Sentence] | None = None,
+    best_checkpoint: str | Path | None = None,
 ) -> None:
-    """Per-type test scores as a W&B table, the entity confusion matrix as an image, the summary.
+    """Per-type test scores as a W&B table, the entity confusion matrix as an image, a sample of
+    test predictions as a table (``test/predictions``), the best checkpoint as an artifact, the
+    summary.
 
-    The confusion matrix is also written to the run directory (confusion.json/png).
+    The confusion matrix is also written to the run directory (confusion.json/png). The
+    predictions table needs ``sentences`` that ``pred`` covers one for one: a run that scored
+    part of the test split (``limit_test_batches``) cannot say which words a prediction is for.
     """
     loggers = wandb_loggers(trainer)
     if not loggers:
@@ -114,10 +192,20 @@ def log_test_results(
     if gold:
         write_confusion(gold, pred, run_dir, scores.get("mode", "strict"), "test entity types")
         image = run_dir / "confusion.png" if (run_dir / "confusion.png").is_file() else None
+    samples = None
+    if sentences is not None and gold and len(sentences) == len(pred) == len(gold):
+        samples = prediction_rows(sentences, gold, pred, scores.get("mode", "strict"))
+    elif gold:
+        log.info("W&B: part of the test split was scored; no test/predictions table")
+    checkpoint = Path(best_checkpoint) if best_checkpoint else None
     for logger in loggers:
         logger.log_table("test/per_type", columns=columns, data=rows)
         if image is not None:
             logger.log_image("test/confusion", [str(image)])
+        if samples is not None:
+            logger.log_table("test/predictions", columns=PREDICTION_COLUMNS, data=samples)
+        if checkpoint is not None and checkpoint.is_file():
+            log_best_checkpoint(logger, checkpoint, summary)
         logger.experiment.summary.update(
             {f"final/{k}": v for k, v in summary.items() if v is not None}
         )

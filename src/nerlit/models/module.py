@@ -197,6 +197,9 @@ class NerModule(L.LightningModule):
         micro = scores["micro"]
         for key in ("f1", "precision", "recall"):
             self.log(f"val/{key}", micro[key], prog_bar=key == "f1")
+        # one curve per entity type: a micro F1 that stalls may hide one type still learning
+        for entity_type, type_scores in scores.get("per_type", {}).items():
+            self.log(f"val/f1/{entity_type}", type_scores["f1"])
         # the sanity check scores an untrained model on a few batches: no epoch's result
         if not self.trainer.sanity_checking:
             self.val_f1_best.update(micro["f1"])
@@ -209,6 +212,24 @@ class NerModule(L.LightningModule):
             self.log(f"test/{key}", micro[key])
         if "reference" in self.test_scores:
             self.log("test/f1_reference_types", self.test_scores["reference"]["f1"])
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Log ``train/grad_norm``, the total L2 norm of the gradients before clipping.
+
+        Exploding or vanishing gradients show here before they show in the loss, and the value
+        tells what ``trainer.gradient_clip_val`` actually cuts. Lightning calls this hook after
+        unscaling (fp16) and before ``configure_gradient_clipping``. The norm costs a pass over
+        every gradient, so it is taken only on the steps whose logs reach the loggers (every
+        ``trainer.log_every_n_steps``, as Lightning flushes step metrics).
+        """
+        every = self.trainer.log_every_n_steps
+        if not every or (self.trainer.global_step + 1) % every:
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        grads = [g.detach() for g in grads if g is not None]
+        if grads:
+            norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
+            self.log("train/grad_norm", torch.linalg.vector_norm(norms), on_step=True)
 
     def configure_gradient_clipping(
         self,
