@@ -11,7 +11,7 @@ NERLIT_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 export NERLIT_DATA_DIR ?= $(NERLIT_SHARED_DIR)/data
 export NERLIT_MODELS_DIR ?= $(NERLIT_SHARED_DIR)/models
 
-.PHONY: install train test test-slow lint format clean wheel bench bench-train bench-inference bench-serve
+.PHONY: install train test test-slow lint format clean wheel bench bench-train bench-tta bench-inference bench-serve
 
 install: $(VENV)/.installed
 
@@ -53,9 +53,15 @@ wheel: install
 bench-inference: install
 	$(BIN)/python bench/inference.py $(ARGS)
 
-## nerlit vs HF Trainer vs a bare loop, same data/model/steps: ARGS="--sentences 3000 --steps 60"
+## nerlit vs HF Trainer (defaults, length-grouped) vs Flair vs a bare loop, same data/model/steps:
+## ARGS="--sentences 3000 --steps 60" (Flair's own virtualenv is built on first use)
 bench-train: install
 	$(BIN)/python bench/train_throughput.py $(ARGS)
+
+## seconds to a 5-type dev F1 target, nerlit vs HF Trainer vs Flair, each its own recipe, same GMB:
+## ARGS="--subset 8000 --target 0.78 --seeds 3" (defaults: all 38,367 sentences, 0.82, 3 seeds)
+bench-tta: install
+	$(BIN)/python bench/time_to_accuracy.py $(ARGS)
 
 ## nerlit serve under 1, 8, 32 concurrent clients vs in-process Tagger: ARGS="--model DIR [--backend B]"
 bench-serve: install

@@ -1,0 +1,175 @@
+"""The benchmarks run end to end on a tiny model, and their last lines keep their format.
+
+The lead reads those last lines into issues and docs/results.md, so a benchmark that breaks or
+changes its summary must fail here, not during a measurement hours long. Timings are never
+asserted: they depend on the machine. The fast tests run the variants and systems inside this
+process (no interpreter start-ups); the slow ones run the scripts as the lead does, Flair
+included (its virtualenv is built on first use: a few minutes, once).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT, make_sentences, write_gmb_csv
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+import time_to_accuracy as tta  # noqa: E402
+import train_throughput as tp  # noqa: E402
+
+NUMBER = r"(\d+\.\d\d|nan)"
+THROUGHPUT_LAST = re.compile(
+    rf"^speedup_vs_hf_best={NUMBER} speedup_vs_flair={NUMBER} "
+    rf"overhead_vs_bare={NUMBER} peak_share={NUMBER}$"
+)
+TTA_LAST = re.compile(
+    r"^tta_speedup_vs_best_peer=(\d+\.\d\d|inf|nan) test_f1_delta=(-?\d\.\d{4}|nan)$"
+)
+
+
+@pytest.fixture
+def tiny_gmb(tmp_path, monkeypatch):
+    """A GMB-layout corpus of 200 sentences where the benchmarks look for GMB."""
+    data = tmp_path / "data"
+    plain = write_gmb_csv(tmp_path / "gmb.csv", make_sentences(200))
+    (data / "gmb").mkdir(parents=True)
+    (data / "gmb" / "ner_dataset.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    monkeypatch.setattr(tp, "GMB", data / "gmb" / "ner_dataset.csv.gz")
+    return data
+
+
+def test_throughput_variants_and_last_line(tiny_gmb, tmp_path):
+    """nerlit, the length-grouped HF Trainer and the bare loop each time 2 steps of tiny BERT."""
+    args = tp.parse_args(
+        ["--model", "tiny", "--sentences", "48", "--steps", "3", "--warmup", "1"]
+        + ["--precision", "32-true"]
+    )
+    args.resolved = tp.resolve_model(args.model)
+    config = tp.encoder_config(args.resolved)
+    results = {}
+    for name in ("nerlit", "hf-grouped", "bare"):
+        (tmp_path / name).mkdir()
+        result = tp.VARIANTS[name](args, tmp_path / name)
+        result.update(tp.peak_memory("cpu"))
+        results[name] = tp.add_peak_share(result, config, 1e12, args.batch_size)
+        assert result["steps"] == 2
+        assert result["tokens"] > result["words"] > 0
+        assert tp.variant_line(name, result, "fp32").strip().startswith(name)
+    last = tp.summary_lines(results)[-1]
+    match = THROUGHPUT_LAST.match(last)
+    assert match, last
+    assert match.group(2) == "nan"  # no flair run
+    assert all(group != "nan" for i, group in enumerate(match.groups()) if i != 1)
+
+
+def test_precision_and_device_fallbacks():
+    """auto picks a precision the machine runs natively; cuda without CUDA falls back loudly."""
+    assert tp.resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
+    assert tp.resolve_precision("32-true", "cpu") == "32-true"
+    if not tp.torch.cuda.is_available():
+        assert tp.resolve_device("cuda") == "cpu"
+        assert tp.resolve_device("auto") == "cpu"
+
+
+def test_hf_tags_read_first_subwords_and_stray_inside():
+    """HF's argmax at first subwords, truncated words as O, a stray I-X starting an entity."""
+    id2label = {0: "O", 1: "B-per", 2: "I-per", 3: "I-geo"}
+    logits = np.zeros((1, 6, 4))
+    for position, label in ((1, 3), (2, 2), (3, 0), (4, 2)):
+        logits[0, position, label] = 1.0
+    label_ids = np.array([[-100, 0, -100, 0, 0, -100]])  # words at 1, 3, 4; 2 is a continuation
+    tags = tta.hf_word_tags(logits, label_ids, [["a", "b", "c", "d"]], id2label)
+    assert tags == [["B-geo", "O", "B-per", "O"]]
+    assert tta.stray_inside_begins(["I-per", "I-per", "O", "I-geo"]) == [
+        "B-per",
+        "I-per",
+        "O",
+        "B-geo",
+    ]
+
+
+def _tta_files(tmp_path):
+    sentences = make_sentences(96, seed=3)
+    parts = {"train": sentences[:64], "dev": sentences[64:80], "test": sentences[80:]}
+    paths = {}
+    for split, rows in parts.items():
+        paths[split] = tmp_path / f"{split}.jsonl"
+        text = "\n".join(json.dumps({"tokens": w, "tags": t}) for w, t in rows)
+        paths[split].write_text(text + "\n")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def test_time_to_accuracy_nerlit_and_hf_and_last_line(tmp_path):
+    """Target 0 is met at the first evaluation: the clock, the scorer and test F1 all report."""
+    args = tta.parse_args(["--target", "0", "--eval-every", "32", "--max-seconds", "120"])
+    paths = _tta_files(tmp_path)
+    model = tp.materialize(tp.resolve_model("tiny"), tmp_path / "model")
+    runs = {}
+    for system in ("nerlit", "hf"):
+        job = tta.make_job(args, paths, tmp_path / system, seed=1)
+        job.update(device="cpu", precision="32-true", nerlit_preset="tiny")
+        job["model"] = {"dir": model, "materialized": True}
+        result = runs.setdefault(system, [])
+        result.append(tta.CHILDREN[system](job))
+        run = result[0]
+        assert run["reached"], run
+        assert 0 < run["seconds_to_target"] <= run["seconds"]
+        assert run["curve"][0]["sentences"] >= 32
+        assert 0.0 <= run["test_f1"] <= 1.0
+        assert system in tta.run_line(system, 1, run)
+    last = tta.summary_lines(runs)[-1]
+    match = TTA_LAST.match(last)
+    assert match and "nan" not in last, last
+
+
+def test_time_to_accuracy_reports_a_system_that_never_reached():
+    never = {"reached": False, "seconds_to_target": None, "seconds": 9.0, "sentences": 64}
+    never.update(best_dev_f1=0.1, test_f1=0.1, curve=[])
+    reached = {"reached": True, "seconds_to_target": 4.0, "seconds": 4.0, "sentences": 64}
+    reached.update(best_dev_f1=0.9, test_f1=0.8, curve=[])
+    lines = tta.summary_lines({"nerlit": [reached], "hf": [never]})
+    assert lines[-1] == "tta_speedup_vs_best_peer=inf test_f1_delta=nan"
+    assert "never" in lines[1]
+    lines = tta.summary_lines({"nerlit": [never], "hf": [reached]})
+    assert lines[-1] == "tta_speedup_vs_best_peer=nan test_f1_delta=nan"
+
+
+def _run(script: str, argv: list[str], data_dir, timeout: int) -> str:
+    env = {**os.environ, "NERLIT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / script), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_train_throughput_script_all_variants(tiny_gmb):
+    """``make bench-train``'s script, every variant, Flair in its own virtualenv."""
+    argv = ["--model", "tiny", "--sentences", "64", "--steps", "3", "--warmup", "1"]
+    last = _run("train_throughput.py", argv + ["--precision", "32-true"], tiny_gmb, 1200)
+    match = THROUGHPUT_LAST.match(last)
+    assert match and "nan" not in last, last
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_script_all_systems(tiny_gmb):
+    """``make bench-tta``'s script, every system, one seed, a target met at once."""
+    argv = ["--model", "tiny", "--subset", "64", "--dev-sentences", "16", "--test-sentences"]
+    argv += ["16", "--target", "0", "--eval-every", "32", "--max-seconds", "60", "--seeds", "1"]
+    last = _run("time_to_accuracy.py", argv + ["--precision", "32-true"], tiny_gmb, 1200)
+    match = TTA_LAST.match(last)
+    assert match and "nan" not in last, last
