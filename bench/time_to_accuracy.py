@@ -141,7 +141,7 @@ class Tracker:
         while self.next_eval <= self.seen:
             self.next_eval += self.job["eval_every"]
         if f1 >= self.job["target"] and self.seconds_to_target is None:
-            self.seconds_to_target = seconds
+            self.seconds_to_target = round(seconds, 2)
         print(f"eval: {seconds:.1f} s, {self.seen} sentences, dev F1 {f1:.4f}", flush=True)
         return self.seconds_to_target is not None
 

@@ -131,6 +131,7 @@ def test_one_checkpoint_scores_the_same_on_one_and_two_processes(checkpoint, tmp
     assert metrics[0]["micro"]["support"] == 12 * 4, "every gold entity of the 12 test sentences"
 
 
+@pytest.mark.slow  # long subprocess test: make test-slow; the feature keeps a fast test
 def test_ddp_sweep_runs_each_job_once_on_two_processes(gmb_file: Path, tmp_path: Path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(

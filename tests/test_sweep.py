@@ -128,6 +128,7 @@ def test_optuna_pruner_stops_trials_after_a_validation(gmb_file: Path, tmp_path:
     assert results["trials"] == {"pruned": 3} and results["best_value"] is None
 
 
+@pytest.mark.slow  # long subprocess test: make test-slow; the feature keeps a fast test
 def test_optuna_search_continues_in_its_sweep_dir(gmb_file: Path, tmp_path: Path):
     sweep = tmp_path / "resumed"
     args = [*_search(gmb_file), f"hydra.sweep.dir={sweep}"]
