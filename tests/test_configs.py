@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from nerlit.config import CONFIG_DIR
-from tests.conftest import REPO_ROOT, compose_train
+from nerlit.train import train
+from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir())
-OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]
+#: train's groups (tagger is predict's and evaluate's)
+OPTIONS = [
+    (g, f.stem)
+    for g in GROUPS
+    if g != "tagger"
+    for f in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))
+]
+EXPERIMENTS = sorted(f.stem for f in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
 def test_groups_are_the_documented_ones():
@@ -142,3 +151,25 @@ def test_debug_fast_composes_and_validates_with_every_trainer_preset(
     cfg = compose_train([f"trainer={trainer}", "debug=fast", *extra])
     assert cfg.trainer.limit_train_batches == 4 and cfg.trainer.num_sanity_val_steps == 0
     assert problems_of(cfg, "train") == []
+
+
+@pytest.mark.parametrize("verb", ["predict", "evaluate"])
+def test_predict_and_evaluate_take_the_tagger_options_from_one_group(verb: str):
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose(f"{verb}.yaml", overrides=["ckpt_path=m.ckpt", "decode=argmax"])
+        tagger = compose("tagger/default.yaml")
+    shared = set(tagger) - {"tagger"}
+    assert {"decode", "batch_size", "max_length", "stride", "precision", "backend"} <= shared
+    assert cfg.decode == "argmax" and cfg.ckpt_path == "m.ckpt"
+    assert all(key in cfg for key in shared)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_with_a_tiny_model(experiment: str, gmb_file: Path, tmp_path: Path):
+    """As lightning-hydra-template does: each recipe composes and trains, here on a tiny model
+    and a few batches of a fixture corpus (the recipe's own data preset is replaced)."""
+    overrides = [f"experiment={experiment}", *tiny_overrides(gmb_file), "data=gmb", "logger=none"]
+    cfg = compose_train(overrides, tmp_path)
+    assert cfg.tags and cfg.optimizer.lr == 1.0e-4  # the recipe's own settings are in
+    summary = train(cfg)
+    assert summary["best_checkpoint"] and summary["test_f1"] is not None
