@@ -112,3 +112,34 @@ def tiny_overrides(gmb: Path) -> list[str]:
         "trainer.enable_progress_bar=false",
         "logger=csv",
     ]
+
+
+_TINY_CHECKPOINTS: dict[str, Path] = {}
+
+
+def tiny_checkpoint(
+    factory: pytest.TempPathFactory, head: str = "linear", case_features: bool = False
+) -> Path:
+    """The tests' one tiny trained checkpoint per variant: a seeded 4-step tiny-BERT training,
+    made once per test session (the cache) and shared by every test file that tags text."""
+    key = f"{head}-casing" if case_features else head
+    if key not in _TINY_CHECKPOINTS:
+        directory = factory.mktemp(f"tiny-{key}")
+        csv = write_gmb_csv(directory / "gmb.csv", make_sentences(60))
+        overrides = [
+            "model=tiny",
+            "debug=fast",
+            f"data.train_file={csv}",
+            "data.batch_size=8",
+            "data.eval_batch_size=16",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            "test=false",
+            f"model.head={head}",
+            f"model.case_features={case_features}",
+        ]
+        from nerlit.train import train
+
+        summary = train(compose_train(overrides, directory / "run"))
+        _TINY_CHECKPOINTS[key] = Path(summary["best_checkpoint"])
+    return _TINY_CHECKPOINTS[key]

@@ -15,8 +15,7 @@ from nerlit.errors import DataError, ModelLoadError, OutputPathError
 from nerlit.inference.files import predict_file
 from nerlit.inference.loading import export_huggingface
 from nerlit.train import train
-from tests.conftest import REPO_ROOT, compose_train, make_sentences, write_gmb_csv
-from tests.test_inference import tiny_checkpoint
+from tests.conftest import REPO_ROOT, compose_train, make_sentences, tiny_checkpoint, write_gmb_csv
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from nerlit.data.types import Sentence
 from nerlit.inference.loading import export_huggingface
 from nerlit.models.module import NerModule
 from nerlit.models.network import NerNetwork
-from tests.test_inference import TEXTS, tiny_checkpoint
+from tests.conftest import tiny_checkpoint
+from tests.test_inference import TEXTS
 
 
 @pytest.mark.parametrize(

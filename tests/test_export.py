@@ -12,7 +12,7 @@ from transformers import AutoModelForTokenClassification, pipeline
 from nerlit import Tagger
 from nerlit.inference.loading import export_huggingface
 from nerlit.models.module import NerModule
-from tests.test_inference import tiny_checkpoint
+from tests.conftest import tiny_checkpoint
 
 # words that are single pre-tokens of the BERT tokenizer, so the pipeline's words are ours
 TEXTS = [

@@ -12,35 +12,7 @@ from nerlit import Tagger
 from nerlit.errors import ModelLoadError
 from nerlit.inference.loading import TOKENIZER_KEY, export_huggingface
 from nerlit.models.decoding import allowed_transitions
-from nerlit.train import train
-from tests.conftest import compose_train, make_sentences, write_gmb_csv
-
-_CACHE: dict[str, Path] = {}
-
-
-def tiny_checkpoint(
-    factory: pytest.TempPathFactory, head: str = "linear", case_features: bool = False
-) -> Path:
-    """One seeded 4-step tiny-BERT training per variant per test session; its checkpoint path."""
-    key = f"{head}-casing" if case_features else head
-    if key not in _CACHE:
-        directory = factory.mktemp(f"tiny-{key}")
-        csv = write_gmb_csv(directory / "gmb.csv", make_sentences(60))
-        overrides = [
-            "model=tiny",
-            "debug=fast",
-            f"data.train_file={csv}",
-            "data.batch_size=8",
-            "data.eval_batch_size=16",
-            "trainer.accelerator=cpu",
-            "logger=none",
-            "test=false",
-            f"model.head={head}",
-            f"model.case_features={case_features}",
-        ]
-        summary = train(compose_train(overrides, directory / "run"))
-        _CACHE[key] = Path(summary["best_checkpoint"])
-    return _CACHE[key]
+from tests.conftest import make_sentences, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from nerlit.inference.card import CARD
 from nerlit.inference.loading import export_huggingface
 from nerlit.inference.onnx_export import check_graph, export_onnx
 from nerlit.models.network import NerNetwork
-from tests.conftest import REPO_ROOT, make_sentences
+from tests.conftest import REPO_ROOT, make_sentences, tiny_checkpoint
 from tests.test_extras import BLOCKER
-from tests.test_inference import TEXTS, tiny_checkpoint
+from tests.test_inference import TEXTS
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

@@ -17,8 +17,7 @@ from nerlit.errors import DataError
 from nerlit.inference.files import predict_file
 from nerlit.inference.html import render_html, type_colour
 from nerlit.predict import predict
-from tests.conftest import REPO_ROOT
-from tests.test_inference import tiny_checkpoint
+from tests.conftest import REPO_ROOT, tiny_checkpoint
 
 LINES = [
     "Angela Merkel visited Berlin with NATO on Monday.",

@@ -26,7 +26,7 @@ from nerlit.errors import OptionError
 from nerlit.inference.files import predict_file
 from nerlit.inference.tagger import Tagger
 from nerlit.serve import Batcher, load_tagger, predict_record
-from tests.test_inference import tiny_checkpoint
+from tests.conftest import tiny_checkpoint
 
 MAX_TEXTS = 8
 MAX_CHARS = 300
