@@ -20,17 +20,7 @@ from nerlit.evaluation.bootstrap import (
 )
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import to_markdown, write_test_outputs
-
-GOLD = [
-    ["B-per", "I-per", "O", "B-geo", "O", "B-tim"],
-    ["B-org", "I-org", "O", "B-geo", "I-geo", "O"],
-    ["O", "B-per", "O", "O", "B-gpe", "O"],
-]
-PRED = [
-    ["B-per", "I-per", "O", "B-geo", "O", "O"],
-    ["B-org", "O", "O", "B-geo", "I-geo", "B-tim"],
-    ["O", "I-per", "O", "O", "B-gpe", "O"],
-]
+from tests.test_metrics import GOLD, PRED
 
 
 def _noisy_split(n: int, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
