@@ -263,7 +263,8 @@ def read_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such checkpoint file or model folder. {fix}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        # mmap: the resume check reads only what it inspects, not every tensor a second time
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as error:  # noqa: BLE001 - pickle/zip errors have many types
         raise ModelLoadError(f"{path}: cannot be read as a checkpoint ({error}). {fix}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
