@@ -26,8 +26,8 @@ sentences and on those whose words are the tokenizer's own pre-tokens (``same_wo
 nerlit with per-word argmax decoding must agree. A model trained with casing features cannot run
 in the pipelines (they cannot compute the features): only the nerlit rows run for it. Goals, with
 pass/fail: nerlit's fastest backend >= 3x the HF pipeline's fastest setting and >= 1.5x the ONNX
-Runtime pipeline's, agreement >= 99.5% at fp32 on same-word sentences, int8 F1 within 0.3 points
-of fp32. The last line is
+Runtime pipeline's, agreement >= 99.5% at fp32 on same-word sentences, int8 F1 at most 0.3 points
+below fp32 (a gain passes). The last line is
 
     speedup_vs_hf_best=X.XX speedup_vs_ort=Y.YY agreement_fp32=Z.ZZZZ int8_f1_delta=W.WWWW \
 best_backend=NAME overhead_vs_bare=V.VV
@@ -471,9 +471,11 @@ def main() -> None:
         agreement,
         agreement >= 0.995,
     )
-    goal(f"int8 F1 within 0.3 points of fp32 (ONNX): {f1['nerlit onnx int8']:.4f} vs "
+    # the bound is on int8's cost: a graph that scores higher than fp32 passes, one that loses
+    # more than 0.3 points does not
+    goal(f"int8 F1 at most 0.3 points below fp32 (ONNX): {f1['nerlit onnx int8']:.4f} vs "
          f"{f1['nerlit onnx fp32']:.4f}, delta {delta * 100:+.2f} points", delta,
-         abs(delta) <= 0.003)  # fmt: skip
+         delta >= -0.003)  # fmt: skip
     print(
         f"speedup_vs_hf_best={fmt(speed_hf)} speedup_vs_ort={fmt(speed_ort)} "
         f"agreement_fp32={fmt(agreement, 4)} int8_f1_delta={delta:.4f} "
