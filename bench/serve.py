@@ -153,7 +153,14 @@ def start_server(args: argparse.Namespace, options: dict, port: int, workdir: Pa
         *overrides,
         f"port={port}",
         f"max_batch_size={args.max_batch_size}",
-        f"batch_timeout={args.batch_timeout}",
+        *(
+            f"{key}={value}"
+            for key, value in (
+                ("batch_timeout", args.batch_timeout),
+                ("refill_timeout", args.refill_timeout),
+            )
+            if value is not None
+        ),
         "log_level=warning",
         f"hydra.run.dir={workdir / 'server'}",
     ]
@@ -253,11 +260,22 @@ def main() -> None:
     parser.add_argument("--decode", default=None, help="default: as the model was validated")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads, both sides")
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        default=None,
+        help="the server's torch threads where they should differ from --threads (its event "
+        "loop and these clients share the machine's cores; in-process keeps --threads)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="Tagger windows per forward, both sides"
+    )
     parser.add_argument("--texts-per-request", type=int, default=1)
     parser.add_argument("--sentences", type=int, default=2000, help="GMB test sentences cycled")
     parser.add_argument("--data", type=Path, default=GMB, help="the GMB csv(.gz)")
     parser.add_argument("--max-batch-size", type=int, default=64, help="serve max_batch_size")
-    parser.add_argument("--batch-timeout", type=float, default=0.0, help="serve batch_timeout")
+    parser.add_argument("--batch-timeout", type=float, default=None, help="serve batch_timeout")
+    parser.add_argument("--refill-timeout", type=float, default=None, help="serve refill_timeout")
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
 
@@ -269,6 +287,7 @@ def main() -> None:
         "precision": args.precision,
         "backend": args.backend,
         "threads": args.threads,
+        "batch_size": args.batch_size,
     }
     tagger = load_tagger(OmegaConf.create(options))
     tagger.predict(texts[:64])  # warm-up: first calls allocate and pick kernels
@@ -287,7 +306,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="nerlit-bench-serve-"))
     port = free_port()
-    process = start_server(args, options, port, workdir)
+    server_options = {**options, "threads": args.server_threads or args.threads}
+    process = start_server(args, server_options, port, workdir)
     phases: list[Phase] = []
     try:
         wait_until_up(process, port, workdir / "server.log")

@@ -255,6 +255,47 @@ def test_a_request_that_breaks_the_model_fails_alone_in_its_batch():
         batcher.stop()
 
 
+def test_after_a_batch_of_n_requests_the_next_batch_waits_for_n_to_come_back():
+    batches = []
+
+    def predict(texts: list) -> list:
+        batches.append(list(texts))
+        return [[t] for t in texts]
+
+    batcher = Batcher(predict, max_batch_size=64, refill_timeout=2.0)
+    first = [batcher.submit([t]) for t in "abc"]  # queued before start: one batch of three
+    batcher.start()
+    try:
+        assert [f.result(10) for f in first] == [[["a"]], [["b"]], [["c"]]]
+        second = []
+        for text in "def":  # the three clients come back one by one
+            second.append(batcher.submit([text]))
+            time.sleep(0.05)
+        assert [f.result(10) for f in second] == [[["d"]], [["e"]], [["f"]]]
+        # without refill_timeout "d" would have been tagged alone, before "e" arrived
+        assert batches == [["a", "b", "c"], ["d", "e", "f"]]
+        lone = batcher.submit(["g"])  # the last batch had 3: waits, but "g" is answered
+        assert lone.result(10) == [["g"]]
+        # a lone client (last batch: 1 request) is never held for refill_timeout (2 s)
+        assert batcher.submit(["h"]).result(1) == [["h"]]
+    finally:
+        batcher.stop()
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("refill_timeout", -0.01), ("refill_timeout", True), ("batch_timeout", "soon"), ("port", -1)],
+)
+def test_a_bad_server_option_is_one_line_naming_the_key(key, value):
+    from nerlit.errors import ConfigError
+    from nerlit.serve import _check
+
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "serve.yaml")
+    cfg[key] = value
+    with pytest.raises(ConfigError, match=f"^{key}="):
+        _check(cfg)
+
+
 def test_options_reach_tagger_load_only_where_it_takes_them(monkeypatch):
     seen = {}
 

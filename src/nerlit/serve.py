@@ -30,6 +30,13 @@ waiting at most ``batch_timeout`` seconds for more), and hands each request its 
 results. Concurrent requests are batched because they queue while the model is busy: no timer is
 needed for that, so ``batch_timeout`` is 0 by default and a lone client pays no wait. JSON is
 parsed and written on the event loop while the model computes the next batch.
+
+Clients answered together come back together, one by one, as their answers reach them: taking only
+what is queued the moment a batch ends split 32 clients into batches of 1-31 texts (16 on
+average), each padded and run on its own. So after a batch of N requests the next one waits, at
+most ``refill_timeout`` seconds (0.02 by default), until N requests are in again; after a batch
+of one request (a lone client) it never waits. Measured with 32 clients on 2 cores: batches of 31
+texts instead of 16, and 0.50 of in-process ``Tagger`` throughput instead of 0.41.
 """
 
 from __future__ import annotations
@@ -208,11 +215,14 @@ class Batcher:
         max_batch_size: int = 64,
         batch_timeout: float = 0.0,
         max_pending: int = 4096,
+        refill_timeout: float = 0.0,
     ) -> None:
         self.predict = predict
         self.max_batch_size = max_batch_size
         self.batch_timeout = batch_timeout
         self.max_pending = max_pending
+        self.refill_timeout = refill_timeout
+        self._last_requests = 0  # requests answered by the last batch
         self.stats = BatchStats()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._pending = 0
@@ -257,9 +267,15 @@ class Batcher:
         if first is None:
             return None
         jobs, size = [first], len(first.texts)
-        deadline = time.monotonic() + self.batch_timeout
+        start = time.monotonic()
+        deadline = start + self.batch_timeout
+        refill_deadline = start + self.refill_timeout
         while size < self.max_batch_size:
-            wait = deadline - time.monotonic()
+            # the clients of the last batch come back one by one as their answers reach them:
+            # waiting (at most refill_timeout) until as many requests are in again keeps the
+            # batches whole under steady load; a lone client (last batch: 1 request) never waits
+            until = refill_deadline if len(jobs) < self._last_requests else deadline
+            wait = max(until, deadline) - time.monotonic()
             try:
                 job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
@@ -269,6 +285,7 @@ class Batcher:
                 break
             jobs.append(job)
             size += len(job.texts)
+        self._last_requests = len(jobs)
         return jobs
 
     def _tag(self, jobs: list[_Job]) -> None:
@@ -388,8 +405,9 @@ def _check(cfg: DictConfig) -> None:
     for key in ("max_texts", "max_chars", "max_batch_size", "max_pending", "port"):
         if not isinstance(cfg[key], int) or cfg[key] < (0 if key == "port" else 1):
             raise ConfigError(f"{key}={cfg[key]!r}: a positive integer")
-    if not isinstance(cfg.batch_timeout, int | float) or cfg.batch_timeout < 0:
-        raise ConfigError(f"batch_timeout={cfg.batch_timeout!r}: seconds, 0 or more")
+    for key in ("batch_timeout", "refill_timeout"):
+        if not isinstance(cfg[key], int | float) or isinstance(cfg[key], bool) or cfg[key] < 0:
+            raise ConfigError(f"{key}={cfg[key]!r}: seconds, 0 or more")
 
 
 def require_server_packages() -> None:
@@ -413,7 +431,13 @@ def serve(cfg: DictConfig) -> None:
     quiet_transformers()
     tagger = load_tagger(cfg)
     tagger.predict(["Warm-up: the first call allocates and picks kernels ."])
-    batcher = Batcher(tagger.predict, cfg.max_batch_size, cfg.batch_timeout, cfg.max_pending)
+    batcher = Batcher(
+        tagger.predict,
+        cfg.max_batch_size,
+        cfg.batch_timeout,
+        cfg.max_pending,
+        cfg.refill_timeout,
+    )
     limits = Limits(cfg.max_texts, cfg.max_chars)
     info = {"model": str(cfg.ckpt_path), "labels": tagger.labels}
     log.info(
