@@ -257,6 +257,27 @@ def hf_word_tags(logits, label_ids, gold, id2label: dict) -> list[list[str]]:
     return out
 
 
+def prediction_order(trainer, dataset) -> list[int]:
+    """The dataset index of each row ``Trainer.predict``/``evaluate`` returns.
+
+    transformers 5 length-groups *evaluation* batches too when ``train_sampling_strategy=
+    "group_by_length"`` (``Trainer._get_eval_sampler``), so predictions come back in a seeded
+    shuffled order, not the dataset's. run_ner.py's metric does not notice (it compares
+    predictions with ``label_ids`` shuffled alike), but scoring against word-level gold by index
+    does: this benchmark's first calibration run scored HF at dev F1 0.02. The sampler is seeded,
+    so building it again gives the same order.
+    """
+    sampler = trainer._get_eval_sampler(dataset)
+    return list(sampler) if sampler is not None else list(range(len(dataset)))
+
+
+def in_dataset_order(rows, order: list[int]):
+    """``rows`` (a batch-major array) put back in dataset order."""
+    restored = rows.copy()
+    restored[order] = rows
+    return restored
+
+
 def child_hf(job: dict) -> dict:
     from transformers import (
         AutoModelForTokenClassification,
@@ -285,7 +306,9 @@ def child_hf(job: dict) -> dict:
         logits = prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         gold = golds[phase["split"]]
-        phase["pred"] = hf_word_tags(logits, prediction.label_ids, gold, id2label)
+        order = prediction_order(trainer, features[phase["split"]])
+        logits, label_ids = (in_dataset_order(a, order) for a in (logits, prediction.label_ids))
+        phase["pred"] = hf_word_tags(logits, label_ids, gold, id2label)
         if phase["split"] == "dev":
             phase["stop"] = tracker.evaluate(phase["pred"])
             return {"f1": tracker.curve[-1]["dev_f1"]}

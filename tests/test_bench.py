@@ -130,6 +130,46 @@ def test_time_to_accuracy_nerlit_and_hf_and_last_line(tmp_path):
     assert match and "nan" not in last, last
 
 
+def test_hf_predictions_are_put_back_in_dataset_order(tmp_path):
+    """With length grouping, transformers 5 shuffles evaluation batches too; the benchmark must
+    score each prediction against its own sentence's gold."""
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    model_dir = tp.materialize(tp.resolve_model("tiny"), tmp_path / "model")
+    sentences = make_sentences(40, seed=5)
+    labels = sorted({t for _, tags in sentences for t in tags})
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    features = tp.hf_features(sentences, tokenizer, label2id)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=len(labels))
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path / "hf"),
+        per_device_eval_batch_size=4,
+        train_sampling_strategy="group_by_length",
+        use_cpu=True,
+        report_to=[],
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        processing_class=tokenizer,
+    )
+    predicted = trainer.predict(features)
+    order = tta.prediction_order(trainer, features)
+    assert order != list(range(len(features)))  # the shuffle this guards against happens
+    restored = tta.in_dataset_order(predicted.label_ids, order)
+    for row, feature in zip(restored, features):
+        expected = feature["labels"]
+        assert list(row[: len(expected)]) == expected and (row[len(expected) :] == -100).all()
+
+
 def test_time_to_accuracy_reports_a_system_that_never_reached():
     never = {"reached": False, "seconds_to_target": None, "seconds": 9.0, "sentences": 64}
     never.update(best_dev_f1=0.1, test_f1=0.1, curve=[])
