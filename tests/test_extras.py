@@ -36,11 +36,15 @@ DISTRIBUTIONS = (
     "hydra_submitit_launcher",
 )
 
-BLOCKER = f"""
+
+def blocker(modules: tuple[str, ...], distributions: tuple[str, ...]) -> str:
+    """A ``sitecustomize.py`` that makes ``modules`` (and their submodules) and the metadata of
+    ``distributions`` look uninstalled in the subprocess that loads it."""
+    return f"""
 import sys
 
 def _blocked(name):
-    return any(name == m or name.startswith(m + ".") for m in {OPTIONAL!r})
+    return any(name == m or name.startswith(m + ".") for m in {modules!r})
 
 class _Hide:
     \"\"\"Wraps an import finder: blocked packages are not found, as if not installed.\"\"\"
@@ -54,7 +58,7 @@ class _Hide:
     def find_distributions(self, *args, **kwargs):
         found = getattr(self.finder, "find_distributions", None)
         for dist in found(*args, **kwargs) if found else ():
-            if dist.metadata["Name"].lower().replace("-", "_") not in {DISTRIBUTIONS!r}:
+            if dist.metadata["Name"].lower().replace("-", "_") not in {distributions!r}:
                 yield dist
 
     def __getattr__(self, attribute):
@@ -62,6 +66,9 @@ class _Hide:
 
 sys.meta_path[:] = [_Hide(finder) for finder in sys.meta_path]
 """
+
+
+BLOCKER = blocker(OPTIONAL, DISTRIBUTIONS)
 
 
 @pytest.fixture

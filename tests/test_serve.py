@@ -27,21 +27,10 @@ from nerlit.inference.files import predict_file
 from nerlit.inference.tagger import Tagger
 from nerlit.serve import Batcher, load_tagger, predict_record
 from tests.conftest import tiny_checkpoint
+from tests.test_extras import blocker
 
 MAX_TEXTS = 8
 MAX_CHARS = 300
-#: makes BLOCKED look uninstalled in a subprocess (through sitecustomize)
-BLOCKER = """
-import sys
-
-class _Hide:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r}")
-        return None
-
-sys.meta_path.insert(0, _Hide())
-"""
 #: no proxy for 127.0.0.1, whatever the environment says
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -333,7 +322,7 @@ def test_options_reach_tagger_load_only_where_it_takes_them(monkeypatch):
 def test_without_the_serve_extra_it_names_the_pip_line_and_imports_no_server_package(
     tmp_path, missing
 ):
-    (tmp_path / "sitecustomize.py").write_text(f"BLOCKED = {(missing,)!r}\n{BLOCKER}")
+    (tmp_path / "sitecustomize.py").write_text(blocker((missing,), (missing,)))
     paths = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     script = (
