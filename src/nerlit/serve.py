@@ -267,15 +267,15 @@ class Batcher:
         if first is None:
             return None
         jobs, size = [first], len(first.texts)
-        start = time.monotonic()
-        deadline = start + self.batch_timeout
-        refill_deadline = start + self.refill_timeout
+        now = time.monotonic()
+        deadline = now + self.batch_timeout
+        refill_deadline = now + max(self.batch_timeout, self.refill_timeout)
         while size < self.max_batch_size:
             # the clients of the last batch come back one by one as their answers reach them:
             # waiting (at most refill_timeout) until as many requests are in again keeps the
             # batches whole under steady load; a lone client (last batch: 1 request) never waits
             until = refill_deadline if len(jobs) < self._last_requests else deadline
-            wait = max(until, deadline) - time.monotonic()
+            wait = until - time.monotonic()
             try:
                 job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
@@ -433,10 +433,10 @@ def serve(cfg: DictConfig) -> None:
     tagger.predict(["Warm-up: the first call allocates and picks kernels ."])
     batcher = Batcher(
         tagger.predict,
-        cfg.max_batch_size,
-        cfg.batch_timeout,
-        cfg.max_pending,
-        cfg.refill_timeout,
+        max_batch_size=cfg.max_batch_size,
+        batch_timeout=cfg.batch_timeout,
+        max_pending=cfg.max_pending,
+        refill_timeout=cfg.refill_timeout,
     )
     limits = Limits(cfg.max_texts, cfg.max_chars)
     info = {"model": str(cfg.ckpt_path), "labels": tagger.labels}
