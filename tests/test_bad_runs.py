@@ -138,6 +138,12 @@ def test_all_problems_in_one_line(tmp_path: Path):
     assert "; optimizer.lr=fast: expected" in str(caught.value)
 
 
+def test_token_budget_is_checked_with_the_config(tmp_path: Path):
+    with pytest.raises(NerlitError) as caught:
+        train(compose_train(_no_data(["data.max_tokens=2"]), tmp_path))
+    assert "data.max_tokens=2: expected an integer >= 4" in str(caught.value)
+
+
 def test_negative_batch_size_stops_the_entry_point_with_one_line(gmb_file: Path, tmp_path: Path):
     """`nerlit train data.batch_size=-4` trained nothing, tested the untrained model, exited 0."""
     from nerlit.train import _main

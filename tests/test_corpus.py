@@ -80,6 +80,17 @@ def _datamodule(tmp_path, cased_tokenizer, test_tags, **kwargs) -> NerDataModule
     )
 
 
+def test_token_budget_below_the_window_stops_before_reading(tmp_path: Path, cased_tokenizer):
+    dm = _datamodule(tmp_path, cased_tokenizer, ["O"], max_length=32, max_tokens=31)
+    with pytest.raises(ValueError, match=r"data.max_tokens=31 is below the 32-subword window"):
+        dm.setup()
+    dm = _datamodule(tmp_path, cased_tokenizer, ["O"], max_length=32, max_tokens=32, batch_size=8)
+    dm.setup()
+    batches = list(dm.train_dataloader())
+    assert all(b["input_ids"].numel() <= 32 for b in batches)
+    assert sum(len(b["input_ids"]) for b in batches) == len(dm.windows["train"])
+
+
 def test_unseen_label_is_an_error_listing_labels(tmp_path: Path, cased_tokenizer):
     dm = _datamodule(tmp_path, cased_tokenizer, ["B-per", "B-misc", "O"])
     with pytest.raises(ValueError, match=r"label 'B-misc' .* never occurs in train.*'B-per'"):

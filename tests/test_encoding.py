@@ -96,6 +96,44 @@ def test_length_grouped_sampler():
     assert sorted(i for b in evaluation for i in b) == list(range(1000))
 
 
+def _padded(batch: list[int], lengths: list[int]) -> int:
+    return len(batch) * max(lengths[i] for i in batch)
+
+
+def test_token_budget_caps_padded_tokens_and_lets_short_windows_fill_it():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    for shuffle in (True, False):
+        sampler = LengthGroupedBatchSampler(
+            lengths, batch_size=128, shuffle=shuffle, seed=3, pool_batches=8, max_tokens=512
+        )
+        batches = list(sampler)
+        assert sorted(i for b in batches for i in b) == list(range(1000)), "each window once"
+        assert max(_padded(b, lengths) for b in batches) <= 512
+        assert max(map(len, batches)) <= 128
+        sizes = {max(lengths[i] for i in b): len(b) for b in batches}
+        assert sizes[min(sizes)] > sizes[max(sizes)] == 5, "short windows, bigger batches"
+        assert len(batches) == len(sampler)
+    # a budget that every batch fits leaves batch_size in charge: the same batches as without
+    plain = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3)
+    roomy = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3, max_tokens=16 * 101)
+    assert list(plain) == list(roomy)
+
+
+def test_token_budget_shards_evenly_across_ranks():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    ranks = [
+        list(
+            LengthGroupedBatchSampler(
+                lengths, 64, shuffle=True, seed=1, num_replicas=2, rank=r, max_tokens=400
+            )
+        )
+        for r in (0, 1)
+    ]
+    assert len(ranks[0]) == len(ranks[1])
+    seen = [i for batches in ranks for b in batches for i in b]
+    assert len(seen) == len(set(seen)), "no window twice in an epoch"
+
+
 # --- properties: any sentence, any window size -> one prediction per word --------------------
 
 WORDS = [

@@ -195,6 +195,7 @@ def _data_rules() -> dict[str, Rule]:
         "unknown_labels": one_of(("error", "o")),
         "batch_size": integer(1),
         "eval_batch_size": integer(1),
+        "max_tokens": integer(MIN_WINDOW, null="batches of batch_size windows"),
         "max_length": integer(MIN_WINDOW, null="the encoder's own limit"),
         "stride": integer(0),
         "context": integer(0),

@@ -116,6 +116,7 @@ class NerDataModule(L.LightningDataModule):
         label_all_subwords: bool = False,
         context: int = 0,
         length_grouping: bool = True,
+        max_tokens: int | None = None,
         num_workers: int = 0,
         seed: int = 42,
         reference_types: list[str] | None = None,
@@ -157,6 +158,7 @@ class NerDataModule(L.LightningDataModule):
         self.label_all_subwords = label_all_subwords
         self.context = context
         self.length_grouping = length_grouping
+        self.max_tokens = max_tokens
         self.num_workers = num_workers
         self.seed = seed
         self.reference_types = list(reference_types or [])
@@ -188,6 +190,13 @@ class NerDataModule(L.LightningDataModule):
             return
         if self.tokenizer is None:
             raise DataError("NerDataModule needs a tokenizer (train.py passes the model's)")
+        limit = self.window_limit()
+        if self.max_tokens is not None and self.max_tokens < limit:
+            raise DataError(
+                f"data.max_tokens={self.max_tokens} is below the {limit}-subword window, so a "
+                f"batch could not hold one long window: set data.max_tokens to at least {limit} "
+                f"(or lower data.max_length), or null for batches of data.batch_size windows"
+            )
         corpus, self.report = load_corpus(**self.corpus_options)
         self.labels = corpus.labels(self.train_scheme)
         self.mapped_unknown = apply_unknown_labels(corpus, corpus.labels(), self.unknown_labels)
@@ -285,6 +294,7 @@ class NerDataModule(L.LightningDataModule):
             shuffle=shuffle,
             seed=self.seed,
             group_by_length=self.length_grouping,
+            max_tokens=self.max_tokens,
         )
         return DataLoader(
             windows,

@@ -266,6 +266,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     (``shuffle=False``): plain length order; predictions are mapped back by sentence and word index.
     ``group_by_length=False`` makes training batches plain random draws (for measuring the gain).
 
+    ``max_tokens`` (token-budget batching, as fairseq's ``--max-tokens``): a batch also ends
+    before its padded size (windows x its longest window's length) would pass the budget, so a
+    batch of long windows holds fewer of them and costs about what a batch of short ones costs;
+    ``batch_size`` stays the cap on windows, so raise it to let short windows fill the budget.
+    Hand-written: torch and Lightning have no batch sampler that caps padded tokens, and the
+    budget has to act inside the length-sorted pools and the per-rank sharding below.
+
     Distributed: Lightning shards a plain sampler but not a custom batch sampler, so this one
     shards itself. Every rank builds the same global list of batches (same seed, same epoch) and
     takes every ``num_replicas``-th one; rank and world size come from ``torch.distributed`` when
@@ -290,9 +297,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         num_replicas: int | None = None,
         rank: int | None = None,
         group_by_length: bool = True,
+        max_tokens: int | None = None,
     ) -> None:
         self.lengths = list(lengths)
         self.group_by_length = group_by_length
+        self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -323,7 +332,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         order = list(range(len(self.lengths)))
         if not self.shuffle:
             order.sort(key=lambda i: -self.lengths[i])
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            return self.cut(order)
         rng = random.Random(self.seed + self.epoch)
         rng.shuffle(order)
         pool = self.batch_size * self.pool_batches
@@ -332,10 +341,30 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             chunk = order[p : p + pool]
             if self.group_by_length:
                 chunk.sort(key=lambda i: self.lengths[i])
-            batches += [
-                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
-            ]
+            batches += self.cut(chunk)
         rng.shuffle(batches)
+        return batches
+
+    def cut(self, order: list[int]) -> list[list[int]]:
+        """``order`` cut into consecutive batches of at most ``batch_size`` windows and, with
+        ``max_tokens``, at most that many padded tokens (a window longer than the budget alone
+        is a batch of one; the data module refuses a budget below its window limit)."""
+        if not self.max_tokens:
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            padded = max(longest, self.lengths[i])
+            if batch and (
+                len(batch) == self.batch_size or (len(batch) + 1) * padded > self.max_tokens
+            ):
+                batches.append(batch)
+                batch, padded = [], self.lengths[i]
+            batch.append(i)
+            longest = padded
+        if batch:
+            batches.append(batch)
         return batches
 
     def rank_batches(self) -> list[list[int]]:
