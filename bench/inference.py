@@ -27,7 +27,10 @@ nerlit with per-word argmax decoding must agree. A model trained with casing fea
 in the pipelines (they cannot compute the features): only the nerlit rows run for it. Goals, with
 pass/fail: nerlit's fastest backend >= 3x the HF pipeline's fastest setting and >= 1.5x the ONNX
 Runtime pipeline's, agreement >= 99.5% at fp32 on same-word sentences, int8 F1 at most 0.3 points
-below fp32 (a gain passes). The last line is
+below fp32 (a gain passes). The int8 bound is checked on the whole GMB test split (the issue's
+criterion; 4,796 sentences, scored untimed after the timings), since the timed subset's F1 moves
+by several tenths between any two close models; the subset's delta is printed beside it. The
+last line is
 
     speedup_vs_hf_best=X.XX speedup_vs_ort=Y.YY agreement_fp32=Z.ZZZZ int8_f1_delta=W.WWWW \
 best_backend=NAME overhead_vs_bare=V.VV
@@ -104,10 +107,18 @@ def fine_tune(steps: int, workdir: Path) -> Path:
     return exported
 
 
-def gmb_test_sentences(path: Path, count: int) -> list[Sentence]:
-    """The first ``count`` sentences of nerlit's seeded GMB test split (the training split)."""
+def gmb_test_sentences(path: Path, count: int | None = None) -> list[Sentence]:
+    """The first ``count`` (None: all) sentences of nerlit's seeded GMB test split (the
+    training split)."""
     corpus, _ = load_corpus(path, format="gmb", encoding="cp1252", scheme="iob2")
     return corpus.test[:count]
+
+
+def split_f1(tagger: Tagger, sentences: list[Sentence]) -> float:
+    """5-type F1 of ``tagger`` on ``sentences`` (untimed), as the timed runs are scored."""
+    return reference_f1(
+        sentences, tagger_sets(tagger.predict([" ".join(s.words) for s in sentences]))
+    )
 
 
 def gold_entities(sentence: Sentence) -> frozenset:
@@ -442,7 +453,15 @@ def main() -> None:
         if "HF pipeline fp32" in by_name
     ]
     agreement = min(fp32_pairs) if fp32_pairs else float("nan")
-    delta = f1["nerlit onnx int8"] - f1["nerlit onnx fp32"]
+    subset_delta = f1["nerlit onnx int8"] - f1["nerlit onnx fp32"]
+    whole = gmb_test_sentences(args.data)
+    if len(whole) > n:
+        split = {
+            k: split_f1(by_name[k].tagger, whole) for k in ("nerlit onnx fp32", "nerlit onnx int8")
+        }
+    else:
+        split = {k: f1[k] for k in ("nerlit onnx fp32", "nerlit onnx int8")}
+    delta = split["nerlit onnx int8"] - split["nerlit onnx fp32"]
     bare_s = bare_forward_seconds(best.tagger, texts)
     print(
         f"\nbest nerlit backend: {best.name} ({n / best.median:.1f} sentences/s); bare forward "
@@ -473,8 +492,9 @@ def main() -> None:
     )
     # the bound is on int8's cost: a graph that scores higher than fp32 passes, one that loses
     # more than 0.3 points does not
-    goal(f"int8 F1 at most 0.3 points below fp32 (ONNX): {f1['nerlit onnx int8']:.4f} vs "
-         f"{f1['nerlit onnx fp32']:.4f}, delta {delta * 100:+.2f} points", delta,
+    goal(f"int8 F1 at most 0.3 points below fp32 (ONNX) on the whole test split ({len(whole)} "
+         f"sentences): {split['nerlit onnx int8']:.4f} vs {split['nerlit onnx fp32']:.4f}, delta "
+         f"{delta * 100:+.2f} points (the timed {n}: {subset_delta * 100:+.2f})", delta,
          delta >= -0.003)  # fmt: skip
     print(
         f"speedup_vs_hf_best={fmt(speed_hf)} speedup_vs_ort={fmt(speed_ort)} "

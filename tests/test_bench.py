@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, make_sentences, write_gmb_csv
+from tests.conftest import REPO_ROOT, make_sentences, tiny_checkpoint, write_gmb_csv
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 import time_to_accuracy as tta  # noqa: E402
@@ -29,6 +29,14 @@ NUMBER = r"(\d+\.\d\d|nan)"
 THROUGHPUT_LAST = re.compile(
     rf"^speedup_vs_hf_best={NUMBER} speedup_vs_flair={NUMBER} "
     rf"overhead_vs_bare={NUMBER} peak_share={NUMBER}$"
+)
+INFERENCE_LAST = re.compile(
+    rf"^speedup_vs_hf_best={NUMBER} speedup_vs_ort={NUMBER} agreement_fp32=(\d\.\d{{4}}) "
+    r"int8_f1_delta=(-?\d\.\d{4}) best_backend=(torch|onnx)-(fp32|bf16|int8) "
+    rf"overhead_vs_bare={NUMBER}$"
+)
+SERVE_LAST = re.compile(
+    r"^serve_vs_inprocess_(\d+)=(\d+\.\d\d) errors=(\d+) p99_ms_\d+=\S+ differ=(\d+)$"
 )
 TTA_LAST = re.compile(
     r"^tta_speedup_vs_best_peer=(\d+\.\d\d|inf|nan) test_f1_delta=(-?\d\.\d{4}|nan)$"
@@ -213,3 +221,25 @@ def test_time_to_accuracy_script_all_systems(tiny_gmb):
     last = _run("time_to_accuracy.py", argv + ["--precision", "32-true"], tiny_gmb, 1200)
     match = TTA_LAST.match(last)
     assert match and "nan" not in last, last
+
+
+@pytest.mark.slow
+def test_inference_script_every_system(tiny_gmb, tmp_path_factory):
+    """``make bench-inference``'s script on a tiny checkpoint: every pipeline and backend runs,
+    and the int8 bound is scored on the whole (tiny) test split."""
+    checkpoint = tiny_checkpoint(tmp_path_factory)
+    argv = ["--checkpoint", str(checkpoint), "--sentences", "12", "--repeats", "1"]
+    last = _run("inference.py", argv, tiny_gmb, 1200)
+    match = INFERENCE_LAST.match(last)
+    assert match and "nan" not in last, last
+
+
+@pytest.mark.slow
+def test_serve_script_two_client_counts(tiny_gmb, tmp_path_factory):
+    """``make bench-serve``'s script: the real server, two client counts, nothing lost."""
+    checkpoint = tiny_checkpoint(tmp_path_factory)
+    argv = ["--model", str(checkpoint), "--clients", "1,4", "--seconds", "2"]
+    last = _run("serve.py", argv + ["--sentences", "20", "--precision", "fp32"], tiny_gmb, 600)
+    match = SERVE_LAST.match(last)
+    assert match, last
+    assert match.group(1) == "4" and match.group(3) == "0" and match.group(4) == "0", last
