@@ -187,6 +187,14 @@ def test_jsonl_tokens_and_offsets(tmp_path: Path):
     [
         ('{"tokens": ["a"], "tags": ["O"]', r"line 2: not valid JSON"),
         (
+            '{"tokens": ["a"], "tags": ["O"], "tags": ["B-per"]}',
+            r"line 2: key 'tags' appears twice in one object. Expected give each key once",
+        ),
+        (
+            '{"text": "Hi", "entities": [{"start": 0, "end": 2, "label": "x", "end": 1}]}',
+            r"line 2: key 'end' appears twice",
+        ),
+        (
             {"text": "Hi there", "entities": [{"start": 3, "end": 20, "label": "x"}]},
             r"line 2: entity 1 \[3, 20\) falls outside the text of 8 characters",
         ),

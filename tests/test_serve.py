@@ -208,6 +208,7 @@ def test_concurrent_clients_each_get_their_own_results_in_order(server, tagger):
         ("/predict", {"texts": [1, None]}, None, 422, "texts[0] is a number"),
         ("/predict", {"texts": [["a", None]]}, None, 422, "texts[0] is a list holding"),
         ("/predict", b"[]", None, 422, "JSON object"),
+        ("/predict", b'{"texts": ["a"], "texts": ["b"]}', None, 422, "'texts' appears twice"),
         ("/predict", {"text": ["a"]}, None, 422, "JSON object"),
         ("/predict", {"texts": ["a"], "decode": "argmax"}, None, 422, "unknown field"),
         ("/predict", {"texts": ["a"] * (MAX_TEXTS + 1)}, None, 413, "max_texts"),

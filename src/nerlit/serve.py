@@ -60,6 +60,7 @@ from omegaconf import DictConfig
 from nerlit import extras
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.data.readers import DuplicateKeyError, load_json
 from nerlit.errors import ConfigError, MissingExtraError, OptionError
 
 if TYPE_CHECKING:  # torch, transformers and the server packages load when a server starts
@@ -112,7 +113,9 @@ class Limits:
 def parse_request(body: bytes, limits: Limits) -> list[TextInput]:
     """The texts of a ``POST /predict`` body, or a :class:`RequestError` saying what is wrong."""
     try:
-        payload = json.loads(body)
+        payload = load_json(body)
+    except DuplicateKeyError as error:
+        raise RequestError(422, f"{error}: give each field once") from None
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both
         raise RequestError(400, f"the body is not valid JSON: {error}") from None
     if not isinstance(payload, dict) or "texts" not in payload:

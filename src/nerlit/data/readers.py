@@ -506,6 +506,26 @@ def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sen
     return Sentence(tuple(words), tuple(tags), f"{path.name}:{number}", document)
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object that names a key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKeyError(f"key {key!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+def load_json(text: str | bytes) -> object:
+    """``json.loads``, refusing an object with a repeated key (``{"tags": [...], "tags": [...]}``):
+    the json module keeps the last value and drops the other without a word, and which one the
+    writer meant is unknowable. Raises :class:`DuplicateKeyError` (a ``ValueError``)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def read_jsonl_file(
     path: str | Path, encoding: str | None = None, scheme: str = "auto"
 ) -> list[Sentence]:
@@ -520,13 +540,17 @@ def read_jsonl_file(
         if not line.strip(_BLANK):
             continue
         try:
-            record = json.loads(line)
+            record = load_json(line)
         except json.JSONDecodeError as error:
             raise CorpusFormatError(
                 path,
                 number,
                 f"not valid JSON ({error.msg} at column {error.colno})",
                 "one JSON object per line",
+            ) from None
+        except DuplicateKeyError as error:
+            raise CorpusFormatError(
+                path, number, str(error), "give each key once per object"
             ) from None
         sentences.append(_jsonl_sentence(path, number, record, scheme))
     if not sentences:
