@@ -100,6 +100,17 @@ def test_conll_blocks_keep_the_lines_and_need_no_tag_column():
     ]
 
 
+def test_conll_u_newdoc_comments_start_documents(tmp_path: Path):
+    path = tmp_path / "u.conllu"
+    path.write_text(
+        "# newdoc id = a\n# sent_id = 1\n1\tRome\tB-LOC\n\n# sent_id = 2\n1\tis\tO\n\n"
+        "# newdoc\n1\tParis\tB-LOC\n\n#newdocs 3\n1\tthere\tO\n"
+    )
+    read = read_conll_file(path, token_column=1, tag_column=2)
+    assert [s.words for s in read] == [("Rome",), ("is",), ("Paris",), ("there",)]
+    assert [s.document for s in read] == ["u.conllu:1", "u.conllu:1", "u.conllu:8", "u.conllu:8"]
+
+
 def test_conll_columns_are_configurable(tmp_path: Path):
     path = tmp_path / "cols.txt"
     path.write_text("1 Paris B-LOC NNP\n2 is O VBZ\n")

@@ -231,8 +231,8 @@ class NerDataModule(L.LightningDataModule):
         if not any(s.document for s in sentences):
             log.warning(
                 "%s: data.context=%d but no sentence belongs to a document (CoNLL files mark "
-                "documents with -DOCSTART- lines, JSONL records with a 'document' key): "
-                "no context",
+                "documents with -DOCSTART- or # newdoc lines, JSONL records with a 'document' "
+                "key): no context",
                 split,
                 self.context,
             )

@@ -48,6 +48,8 @@ _FALLBACKS = ("utf-8", "cp1252", "latin-1")
 #: ASCII whitespace alone separates columns and makes a line blank: NBSP, U+0085 (a latin-1
 #: 0x85) and U+2028 are characters of a word, though ``str.split()`` splits at them
 _BLANK = string.whitespace
+#: CoNLL-U's document marker, ``# newdoc`` or ``# newdoc id = ...``
+_NEWDOC = re.compile(r"#\s*newdoc(\s|=|$)")
 _COLUMN_SPACES = re.compile(f"[{re.escape(_BLANK)}]+")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -291,13 +293,18 @@ def _settle(
     reference: list[str] | None,
     tag_column: int | None,
     document: str | None,
-) -> Generator[ConllBlock, None, tuple[int, list[str], list[list[str]]]]:
+    name: str,
+) -> Generator[ConllBlock, None, tuple[int, list[str], list[list[str]], str | None]]:
     """Yield the leading comments of ``pending`` ``#`` lines as blocks; return the rest, which
-    from the first word line on are words of the sentence, as (start, lines, columns)."""
+    from the first word line on are words of the sentence, as (start, lines, columns), and the
+    document then open (a ``# newdoc`` comment among them starts one)."""
     while pending and _is_comment(pending[0][2], reference, tag_column):
         number, line, _ = pending.pop(0)
+        if _NEWDOC.match(line):
+            document = f"{name}:{number}"
         yield ConllBlock(number, [line], [], document)
-    return (pending[0][0] if pending else 0), [p[1] for p in pending], [p[2] for p in pending]
+    rest = (pending[0][0] if pending else 0), [p[1] for p in pending], [p[2] for p in pending]
+    return (*rest, document)
 
 
 def conll_blocks(
@@ -305,10 +312,11 @@ def conll_blocks(
 ) -> Iterator[ConllBlock]:
     """(line number, text) lines -> blocks; a whitespace-only line ends a sentence.
 
-    Columns as :func:`conll_columns` splits them. ``-DOCSTART-`` lines are document markers, not
-    words: each starts a document named ``name:line``, which the blocks after it carry (document
-    context). Blocks before the first marker (all of them in a file without one) have no
-    document, since where their documents begin and end is unknown. ``#`` lines before a
+    Columns as :func:`conll_columns` splits them. ``-DOCSTART-`` lines (CoNLL-2003) and
+    ``# newdoc`` comments (CoNLL-U's ``# newdoc id = ...``) are document markers, not words: each
+    starts a document named ``name:line``, which the blocks after it carry (document context).
+    Blocks before the first marker (all of them in a file without one) have no document, since
+    where their documents begin and end is unknown. ``#`` lines before a
     sentence's first word are comments or words as :func:`_is_comment` decides (``tag_column``:
     where a tag is, when the lines have one).
     """
@@ -323,7 +331,8 @@ def conll_blocks(
             continue
         if pending:
             reference = fields if is_word else None
-            start, block, columns = yield from _settle(pending, reference, tag_column, document)
+            settled = yield from _settle(pending, reference, tag_column, document, name)
+            start, block, columns, document = settled
             pending = []
         if is_word:
             start = start if block else number
@@ -337,7 +346,9 @@ def conll_blocks(
             document = f"{name}:{number}"
         yield ConllBlock(number, [line], [], document)
     if pending:
-        start, block, columns = yield from _settle(pending, None, tag_column, document)
+        start, block, columns, document = yield from _settle(
+            pending, None, tag_column, document, name
+        )
     if block:
         yield ConllBlock(start, block, columns, document)
 
