@@ -191,3 +191,22 @@ def test_input_in_the_wrong_encoding_names_the_file_and_the_fix(tagger: Tagger, 
         predict_file(tagger, source, tmp_path / "out.jsonl")
     predict_file(tagger, source, tmp_path / "out.jsonl", encoding="latin-1")
     assert json.loads((tmp_path / "out.jsonl").read_text())["text"] == "Obama visited Zürich"
+
+
+def test_the_progress_total_counts_lines_as_they_are_read(tmp_path: Path):
+    """The bar's total was the count of b"\n": 0 for old-Mac \r files, the compressed bytes'
+    newlines for gzip, one short for a last line without a break."""
+    import gzip
+
+    from nerlit.inference.files import _count_lines
+
+    cases = {
+        "mac.txt": b"a\rb\rc",
+        "dos.txt": b"a\r\nb\r\nc\r\n",
+        "utf16.txt": "a\nb\nc".encode("utf-16"),
+        "texts.txt.gz": gzip.compress(b"a\nb\nc\n"),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert _count_lines(tmp_path / name, None) == 3, name
+    assert _count_lines("-", None) is None

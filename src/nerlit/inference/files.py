@@ -104,11 +104,12 @@ def _json_line(record: dict) -> str:
     return line + "\n"
 
 
-def _count_lines(path: str | Path) -> int | None:
+def _count_lines(path: str | Path, encoding: str | None) -> int | None:
+    """The progress bar's total: lines as :func:`_input_lines` will read them (gzip, UTF-16,
+    ``\r`` endings and a last line without a break count as they are read); None for stdin."""
     if str(path) == "-" or not Path(path).expanduser().is_file():
         return None
-    with Path(path).expanduser().open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return sum(1 for _ in _input_lines(path, encoding))
 
 
 def _progress(enabled: bool) -> Progress:
@@ -141,7 +142,7 @@ def predict_file(
     """
     if format not in FORMATS:
         raise OptionError(f"format={format!r} is not one of {FORMATS}")
-    total = _count_lines(input)
+    total = _count_lines(input, encoding)
     if progress is None:
         progress = total is None or total > chunk_size
     summary = PredictSummary()
