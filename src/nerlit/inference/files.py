@@ -106,7 +106,7 @@ def _json_line(record: dict) -> str:
 
 def _count_lines(path: str | Path, encoding: str | None) -> int | None:
     """The progress bar's total: lines as :func:`_input_lines` will read them (gzip, UTF-16,
-    ``\r`` endings and a last line without a break count as they are read); None for stdin."""
+    ``\\r`` endings and a last line without a break count as they are read); None for stdin."""
     if str(path) == "-" or not Path(path).expanduser().is_file():
         return None
     return sum(1 for _ in _input_lines(path, encoding))
