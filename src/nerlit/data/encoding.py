@@ -355,14 +355,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         batch: list[int] = []
         longest = 0
         for i in order:
-            padded = max(longest, self.lengths[i])
-            if batch and (
-                len(batch) == self.batch_size or (len(batch) + 1) * padded > self.max_tokens
-            ):
+            padded = (len(batch) + 1) * max(longest, self.lengths[i])
+            if batch and (len(batch) == self.batch_size or padded > self.max_tokens):
                 batches.append(batch)
-                batch, padded = [], self.lengths[i]
+                batch, longest = [], 0
             batch.append(i)
-            longest = padded
+            longest = max(longest, self.lengths[i])
         if batch:
             batches.append(batch)
         return batches

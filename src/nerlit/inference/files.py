@@ -142,7 +142,7 @@ def predict_file(
     """
     if format not in FORMATS:
         raise OptionError(f"format={format!r} is not one of {FORMATS}")
-    total = _count_lines(input, encoding)
+    total = _count_lines(input, encoding) if progress is not False else None
     if progress is None:
         progress = total is None or total > chunk_size
     summary = PredictSummary()
