@@ -230,10 +230,12 @@ class StepClock:
 
     def __init__(self, warmup: int, total: int, device: str = "cpu") -> None:
         self.warmup, self.total, self.device = warmup, total, device
-        self.step, self.start, self.end = 0, None, None
+        self.step, self.start, self.end, self.first = 0, None, None, None
         self.words = self.tokens = 0
 
     def begin(self) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
         if self.step == self.warmup:
             synchronize(self.device)
             self.start = time.perf_counter()
@@ -254,6 +256,7 @@ class StepClock:
         words, tokens = int(self.words), int(self.tokens)
         return {
             "seconds": seconds,
+            "warmup_seconds": self.start - self.first,
             "steps": self.step - self.warmup,
             "words": words,
             "tokens": tokens,
@@ -289,6 +292,7 @@ def _nerlit_parts(args, tmp: Path):
         seed=0,
         length_grouping=not args.no_length_grouping,
         num_workers=args.workers,
+        max_tokens=args.max_tokens,
     )
     datamodule.setup()
     module = NerModule(
@@ -300,6 +304,10 @@ def _nerlit_parts(args, tmp: Path):
         optimizer=lambda params: adamw(params, lr=5e-5, fused=False if args.no_fused else None),
         scheduler=lambda opt, total_steps: linear_warmup(opt, total_steps, 0.1),
     )
+    if args.compile:
+        # the network's forward and loss, compiled once for every length (issue 15 item 3): the
+        # module's attribute access goes through to the original network
+        module.network = torch.compile(module.network, dynamic=True)
     return datamodule, module
 
 
@@ -735,6 +743,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     # ablation of nerlit's speed work: each switch turns one item off (the nerlit variant only)
     parser.add_argument("--no-length-grouping", action="store_true")
     parser.add_argument("--no-fused", action="store_true")
+    # and two candidates that are off by default (nerlit and the bare loop)
+    parser.add_argument(
+        "--max-tokens", type=int, default=None, help="token-budget batches (data.max_tokens)"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile(network, dynamic=True); the "
+        "compile time is in the untimed warmup steps and printed apart",
+    )
     parser.add_argument("--run", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--resolved", type=json.loads, help=argparse.SUPPRESS)
     parser.add_argument("--flair-data", help=argparse.SUPPRESS)
@@ -790,7 +808,8 @@ def variant_line(name: str, r: dict, peak_label: str) -> str:
         memory += f", peak GPU {r['peak_gpu_mb']:.0f} MB"
     return (
         f"{name:>10}: {r['words_per_s']:9.1f} words/s {r['tokens_per_s']:9.1f} tokens/s "
-        f"over {r['steps']} steps ({r['seconds']:.1f} s); {memory}; "
+        f"over {r['steps']} steps ({r['seconds']:.1f} s, after {r['warmup_seconds']:.1f} s of "
+        f"warmup steps); {memory}; "
         f"{r['peak_share']:.1%} of the {peak_label} peak"
     )
 

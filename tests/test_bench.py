@@ -78,6 +78,36 @@ def test_throughput_variants_and_last_line(tiny_gmb, tmp_path):
     assert all(group != "nan" for i, group in enumerate(match.groups()) if i != 1)
 
 
+def test_throughput_token_budget_and_warmup_time(tiny_gmb, tmp_path):
+    """--max-tokens reaches nerlit's batches (no timed batch holds more real subwords than the
+    budget), and the untimed warmup's seconds are reported apart from the timed steps."""
+    args = tp.parse_args(
+        ["--model", "tiny", "--sentences", "200", "--steps", "4", "--warmup", "1"]
+        + ["--precision", "32-true", "--batch-size", "128", "--max-tokens", "512"]
+    )
+    args.resolved = tp.resolve_model(args.model)
+    budget = tp.VARIANTS["nerlit"](args, tmp_path)
+    assert budget["steps"] == 3
+    assert 0 < budget["tokens"] <= 3 * 512
+    assert budget["warmup_seconds"] > 0
+    args.max_tokens = None
+    (tmp_path / "plain").mkdir()
+    plain = tp.VARIANTS["nerlit"](args, tmp_path / "plain")
+    assert plain["tokens"] > 3 * 512  # up to 128 sentences of ~12 subwords a batch
+
+
+@pytest.mark.slow
+def test_throughput_compile_switch(tiny_gmb, tmp_path):
+    """--compile trains the compiled network (its compile time falls in the warmup)."""
+    args = tp.parse_args(
+        ["--model", "tiny", "--sentences", "48", "--steps", "3", "--warmup", "1"]
+        + ["--precision", "32-true", "--compile"]
+    )
+    args.resolved = tp.resolve_model(args.model)
+    result = tp.VARIANTS["bare"](args, tmp_path)
+    assert result["steps"] == 2 and result["tokens"] > 0
+
+
 def test_precision_and_device_fallbacks():
     """auto picks a precision the machine runs natively; cuda without CUDA falls back loudly."""
     assert tp.resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
@@ -133,6 +163,12 @@ def test_time_to_accuracy_nerlit_and_hf_and_last_line(tmp_path):
         assert run["curve"][0]["sentences"] >= 32
         assert 0.0 <= run["test_f1"] <= 1.0
         assert system in tta.run_line(system, 1, run)
+        # nerlit's evaluations are timed apart (issue 15 item 3: evaluation cost); HF's are not
+        if system == "nerlit":
+            assert 0 < run["eval_seconds"] < run["seconds"]
+            assert "s of the clock" in tta.run_line(system, 1, run)
+        else:
+            assert run["eval_seconds"] is None
     last = tta.summary_lines(runs)[-1]
     match = TTA_LAST.match(last)
     assert match and "nan" not in last, last
