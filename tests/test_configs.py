@@ -59,6 +59,16 @@ def test_model_hub_ids():
     assert names["roberta-base"].endswith("roberta-base")
 
 
+def test_a_model_preset_brings_its_own_learning_rate_and_every_override_still_wins():
+    """MiniLM's 1e-4 (conf/optimizer/for_model/minilm.yaml) is the default model's; presets
+    without such a file keep adamw.yaml's 5e-5; the command line and experiments come later."""
+    lr = {m: compose_train([f"model={m}"]).optimizer.lr for m in ("minilm", "bert-base", "tiny")}
+    assert lr == {"minilm": 1e-4, "bert-base": 5e-5, "tiny": 5e-5}
+    assert compose_train([]).optimizer.lr == 1e-4  # make train's model
+    assert compose_train(["optimizer.lr=5e-5"]).optimizer.lr == 5e-5
+    assert compose_train(["optimizer=adamw", "model=minilm"]).optimizer.lr == 1e-4
+
+
 def test_unknown_option_is_a_clear_error():
     with pytest.raises(MissingConfigException, match="bert-huge"):
         compose_train(["model=bert-huge"])
