@@ -750,8 +750,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile(network, dynamic=True); the "
-        "compile time is in the untimed warmup steps and printed apart",
+        help="torch.compile(network, dynamic=True); compiling falls in the untimed warmup",
     )
     parser.add_argument("--run", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--resolved", type=json.loads, help=argparse.SUPPRESS)
