@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,79 @@ def test_tags_of_every_backend_are_the_spans_of_their_entities(exported):
         assert [(k, a, b) for k, a, b in spans(row)] == [
             (e.label, e.word_start, e.word_end) for e in entities
         ]
+
+
+class _Recording:
+    """A backend that notes the thread and size of every batch it runs."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.calls = backend, []
+        self.concurrent_batches = backend.concurrent_batches
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def __call__(self, input_ids, attention_mask, casing_ids):
+        self.calls.append((threading.get_ident(), input_ids.shape[0]))
+        return self.backend(input_ids, attention_mask, casing_ids)
+
+
+def test_concurrent_batches_tag_as_one_batch_at_a_time(exported):
+    words = [t.split() for t in TEXTS if t.strip()] * 5 + [LONG]
+    small = {"batch_size": 2, "max_length": 16, "stride": 4}
+    alone = Tagger.load(exported["casing"], concurrent_batches=1, **small)
+    together = Tagger.load(exported["casing"], concurrent_batches=2, **small)
+    assert alone.backend.concurrent_batches == 1 and together.backend.concurrent_batches == 2
+    threads = max(1, torch.get_num_threads() // 2)
+    assert together.backend.session.get_session_options().intra_op_num_threads == threads
+    together.backend = _Recording(together.backend)
+    for a, b in zip(alone.word_logits(words), together.word_logits(words)):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert together.predict_tags(words) == alone.predict_tags(words)
+    callers = {thread for thread, _ in together.backend.calls}
+    assert len(callers) == 2 and threading.get_ident() not in callers  # the pool's two threads
+    # a call with fewer windows than threads x batch_size is split so that each thread gets some
+    together.batch_size = 32
+    together.backend.calls.clear()
+    together.word_logits([["Obama", "spoke"], ["Paris"], ["John", "Smith"]])  # 3 windows
+    assert sorted(size for _, size in together.backend.calls) == [1, 2]
+    # one window: no pool, the caller's thread
+    together.backend.calls.clear()
+    together.word_logits([["Obama"]])
+    assert [thread for thread, _ in together.backend.calls] == [threading.get_ident()]
+
+
+def test_concurrent_batches_are_checked(checkpoints, exported):
+    assert Tagger.load(exported["linear"]).backend.concurrent_batches == torch.get_num_threads()
+    assert Tagger.load(checkpoints["linear"]).backend.concurrent_batches == 1
+    with pytest.raises(OptionError, match="only backend=onnx"):
+        Tagger.load(checkpoints["linear"], concurrent_batches=2)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(OptionError, match="concurrent_batches"):
+            Tagger.load(exported["linear"], concurrent_batches=bad)
+
+
+@pytest.mark.parametrize("disabled", [True, False])
+def test_the_cpu_session_leaves_out_the_skip_layer_norm_fusion(
+    exported, tmp_path: Path, monkeypatch, disabled: bool
+):
+    """The optimized graph ONNX Runtime runs has no ``SkipLayerNormalization`` (its slow CPU
+    kernel); without the setting it would (so the optimizer's name is one ORT knows)."""
+    import onnx
+    import onnxruntime as ort
+
+    from nerlit.inference.backends import OnnxBackend
+
+    if not disabled:
+        monkeypatch.setattr(OnnxBackend, "CPU_DISABLED_FUSIONS", ())
+    real = ort.InferenceSession
+    dumped = tmp_path / "optimized.onnx"
+
+    def dumping(path, options, **kwargs):
+        options.optimized_model_filepath = str(dumped)
+        return real(path, options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", dumping)
+    Tagger.load(exported["linear"], device="cpu")
+    fused = [n for n in onnx.load(str(dumped)).graph.node if n.op_type == "SkipLayerNormalization"]
+    assert (len(fused) == 0) is disabled

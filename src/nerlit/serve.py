@@ -83,6 +83,7 @@ TAGGER_OPTIONS = (
     "device",
     "precision",
     "backend",
+    "concurrent_batches",
     "tokenizer_dir",
 )
 

@@ -8,13 +8,17 @@ through the same overlapping windows as training, so nothing is truncated.
 
 The network runs on a backend (:mod:`nerlit.inference.backends`): PyTorch, or ONNX Runtime on a
 graph from ``nerlit export format=onnx``. Windows, merging, decoding and spans are this one code
-path on top of either.
+path on top of either. Where the backend runs several batches at once (ONNX Runtime on CPU),
+``Tagger`` hands them to a thread pool of that size, and splits a small call's windows so that
+every thread gets a batch.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +62,10 @@ class Tagger:
     ONNX Runtime (its precision is the graph's: fp32, or int8 weights) and anything else with
     PyTorch; ``"torch"`` or ``"onnx"`` insist. Every backend gets the same windows, decoder and
     spans, so all of the above holds for each (``tests/test_onnx.py`` compares their tags).
+
+    ``concurrent_batches``: batches run at once, each on its share of the threads; ``None``
+    (default) is the backend's choice: one per thread for ONNX Runtime on CPU (faster than one
+    batch on all threads, see :class:`~nerlit.inference.backends.OnnxBackend`), else 1.
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class Tagger:
         device: str | None = None,
         precision: str = "auto",
         backend: str = "auto",
+        concurrent_batches: int | None = None,
     ) -> None:
         decode = decode or loaded.settings.get("decode") or "constrained"
         if decode not in DECODERS:
@@ -82,7 +91,9 @@ class Tagger:
             raise OptionError(f"stride={stride}: expected subwords of window overlap >= 0")
         if max_length is not None and not _is_int(max_length):
             raise OptionError(f"max_length={max_length!r}: expected a number of subwords")
-        self.backend = create_backend(loaded, backend, device, precision)
+        self.backend = create_backend(loaded, backend, device, precision, concurrent_batches)
+        at_once = self.backend.concurrent_batches  # threads start at the first use, not here
+        self._pool = ThreadPoolExecutor(at_once, "nerlit-batch") if at_once > 1 else None
         self.device = self.backend.device
         self.precision = self.backend.precision
         self.tokenizer = loaded.tokenizer
@@ -126,13 +137,17 @@ class Tagger:
         precision: str = "auto",
         tokenizer_dir: str | Path | None = None,
         backend: str = "auto",
+        concurrent_batches: int | None = None,
     ) -> Tagger:
         """From a nerlit ``.ckpt`` or a folder written by ``nerlit export`` (a Hugging Face
         folder, or an ONNX graph with ``format=onnx``)."""
         if backend not in BACKENDS:
             raise OptionError(f"backend={backend!r} is not one of {BACKENDS}")
         loaded = load_model(path, tokenizer_dir, backend)
-        return cls(loaded, decode, batch_size, max_length, stride, device, precision, backend)
+        return cls(
+            loaded, decode, batch_size, max_length, stride, device, precision, backend,
+            concurrent_batches,
+        )  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg) -> Tagger:
@@ -149,6 +164,7 @@ class Tagger:
             precision=cfg.precision,
             tokenizer_dir=cfg.tokenizer_dir,
             backend=cfg.get("backend") or "auto",
+            concurrent_batches=cfg.get("concurrent_batches"),
         )
 
     @property
@@ -259,19 +275,15 @@ class Tagger:
         windows = encoder.encode(sentences, {"O": 0})
         windows = [w for w in windows if any(i >= 0 for i in w.word_index)]  # drop empty texts
         windows.sort(key=len, reverse=True)
-        rows: list[tuple[torch.Tensor, ...]] = []
-        for b in range(0, len(windows), self.batch_size):
-            batch = collate_windows(windows[b : b + self.batch_size], self.pad_id)
-            logits = self.backend(batch["input_ids"], batch["attention_mask"], batch["casing_ids"])
-            owned = batch["word_index"] >= 0
-            sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
-            rows.append(
-                (
-                    sentence[owned],
-                    batch["word_index"][owned],
-                    logits[owned.to(logits.device)].float().cpu(),
-                )
-            )
+        size = self.batch_size
+        at_once = self.backend.concurrent_batches
+        if at_once > 1 and len(windows) < at_once * size:
+            size = max(1, math.ceil(len(windows) / at_once))  # a small call: a batch per thread
+        batches = [windows[b : b + size] for b in range(0, len(windows), size)]
+        if self._pool is not None and len(batches) > 1:
+            rows = list(self._pool.map(self._forward, batches))
+        else:
+            rows = [self._forward(batch) for batch in batches]
         lengths = [len(words) for words in word_lists]
         if not rows:
             return [torch.empty(n, len(self.labels)) for n in lengths]
@@ -280,6 +292,20 @@ class Tagger:
         if not all(bool(w.all()) for w in written):  # every word is owned by exactly one window
             raise RuntimeError("some words got no prediction: a windowing bug, please report it")
         return logits
+
+    def _forward(self, windows) -> tuple[torch.Tensor, ...]:
+        """(sentence index, word index, logits) of each word-owning subword of one batch; run
+        in the pool's threads too, where ``inference_mode`` (thread-local) must be entered."""
+        with torch.inference_mode():
+            batch = collate_windows(windows, self.pad_id)
+            logits = self.backend(batch["input_ids"], batch["attention_mask"], batch["casing_ids"])
+            owned = batch["word_index"] >= 0
+            sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
+            return (
+                sentence[owned],
+                batch["word_index"][owned],
+                logits[owned.to(logits.device)].float().cpu(),
+            )
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
