@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,19 @@ def tiny_checkpoint(
         summary = train(compose_train(overrides, directory / "run"))
         _TINY_CHECKPOINTS[key] = Path(summary["best_checkpoint"])
     return _TINY_CHECKPOINTS[key]
+
+
+class RecordingBackend:
+    """A ``Tagger`` backend that notes, per batch it runs, the thread and the windows' lengths."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.calls: list[tuple[int, list[int]]] = []
+        self.concurrent_batches = backend.concurrent_batches
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+    def __call__(self, input_ids, attention_mask, casing_ids):
+        self.calls.append((threading.get_ident(), attention_mask.sum(1).tolist()))
+        return self.backend(input_ids, attention_mask, casing_ids)

@@ -11,8 +11,9 @@ import torch
 from nerlit import Tagger
 from nerlit.errors import ModelLoadError
 from nerlit.inference.loading import TOKENIZER_KEY, export_huggingface
+from nerlit.inference.tagger import length_batches
 from nerlit.models.decoding import allowed_transitions
-from tests.conftest import make_sentences, tiny_checkpoint
+from tests.conftest import RecordingBackend, make_sentences, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +157,22 @@ def test_crf_checkpoint_decodes_with_its_learned_transitions(tmp_path_factory, t
     assert Tagger.load(exported).predict_tags(words) == got
     tagger.network.crf = None  # constrained Viterbi without the learned scores
     assert tagger.predict_tags(words) != got, "the transitions must change something"
+
+
+def test_length_batches_end_where_padding_would_pass_the_fill():
+    windows = [[0] * n for n in (10, 10, 9, 8, 5, 5, 5, 5, 5, 2)]
+    sizes = [[len(w) for w in b] for b in length_batches(windows, 4, 0.9)]
+    assert sizes == [[10, 10, 9], [8], [5, 5, 5, 5], [5], [2]]
+    counted = [[len(w) for w in b] for b in length_batches(windows, 4, 0)]  # count only
+    assert counted == [[10, 10, 9, 8], [5, 5, 5, 5], [5, 2]]
+    assert length_batches([], 4, 0.9) == []
+
+
+def test_a_cpu_call_of_mixed_lengths_is_batched_by_length(ckpt: Path):
+    tagger = Tagger.load(ckpt, precision="fp32", device="cpu")
+    tagger.backend = RecordingBackend(tagger.backend)
+    long = " ".join(["Paris"] * 20)
+    tags = tagger.predict_tags([long.split(), ["Obama"], long.split(), ["Iraq"]])
+    assert [len(t) for t in tags] == [20, 1, 20, 1]
+    lengths = sorted(sorted(found) for _, found in tagger.backend.calls)
+    assert lengths == [[3, 3], [22, 22]]  # two batches, none padded

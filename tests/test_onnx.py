@@ -22,7 +22,7 @@ from nerlit.inference.card import CARD
 from nerlit.inference.loading import export_huggingface
 from nerlit.inference.onnx_export import check_graph, export_onnx
 from nerlit.models.network import NerNetwork
-from tests.conftest import REPO_ROOT, make_sentences, tiny_checkpoint
+from tests.conftest import REPO_ROOT, RecordingBackend, make_sentences, tiny_checkpoint
 from tests.test_extras import BLOCKER
 from tests.test_inference import TEXTS
 
@@ -218,21 +218,6 @@ def test_tags_of_every_backend_are_the_spans_of_their_entities(exported):
         ]
 
 
-class _Recording:
-    """A backend that notes the thread and size of every batch it runs."""
-
-    def __init__(self, backend) -> None:
-        self.backend, self.calls = backend, []
-        self.concurrent_batches = backend.concurrent_batches
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def __call__(self, input_ids, attention_mask, casing_ids):
-        self.calls.append((threading.get_ident(), input_ids.shape[0]))
-        return self.backend(input_ids, attention_mask, casing_ids)
-
-
 def test_concurrent_batches_tag_as_one_batch_at_a_time(exported):
     words = [t.split() for t in TEXTS if t.strip()] * 5 + [LONG]
     small = {"batch_size": 2, "max_length": 16, "stride": 4}
@@ -241,7 +226,7 @@ def test_concurrent_batches_tag_as_one_batch_at_a_time(exported):
     assert alone.backend.concurrent_batches == 1 and together.backend.concurrent_batches == 2
     threads = max(1, torch.get_num_threads() // 2)
     assert together.backend.session.get_session_options().intra_op_num_threads == threads
-    together.backend = _Recording(together.backend)
+    together.backend = RecordingBackend(together.backend)
     for a, b in zip(alone.word_logits(words), together.word_logits(words)):
         assert torch.allclose(a, b, atol=1e-5)
     assert together.predict_tags(words) == alone.predict_tags(words)
@@ -251,7 +236,7 @@ def test_concurrent_batches_tag_as_one_batch_at_a_time(exported):
     together.batch_size = 32
     together.backend.calls.clear()
     together.word_logits([["Obama", "spoke"], ["Paris"], ["John", "Smith"]])  # 3 windows
-    assert sorted(size for _, size in together.backend.calls) == [1, 2]
+    assert sorted(len(lengths) for _, lengths in together.backend.calls) == [1, 2]
     # one window: no pool, the caller's thread
     together.backend.calls.clear()
     together.word_logits([["Obama"]])
