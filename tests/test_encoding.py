@@ -178,3 +178,41 @@ def test_alignment_then_decoding_gives_one_prediction_per_word(
     )
     assert bool(written[0].all())
     assert [d.tolist() for d in decoded] == [[LABELS[t] for t in tags]]
+
+
+WORDS = ["Obama", "São", "naïve", "😀", "U.S.-led", "ﬁne", "Ⅻ", "", " ", "\u200b", "x" * 300]
+
+
+class _WrapperOnly:
+    """A tokenizer without ``backend_tokenizer``: only transformers' ``__call__``."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name: str):
+        if name == "backend_tokenizer":
+            raise AttributeError(name)
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._tokenizer(*args, **kwargs)
+
+
+def test_word_pieces_are_the_tokenizers_own_with_or_without_its_backend(cased_tokenizer):
+    """The fast path (the tokenizers library's batch call) gives transformers' ids exactly."""
+    expected = cased_tokenizer(
+        [[w] for w in WORDS], is_split_into_words=True, add_special_tokens=False
+    )["input_ids"]
+    expected = [(ids or [cased_tokenizer.unk_token_id])[:126] for ids in expected]
+    assert SubwordEncoder(cased_tokenizer, 128).word_pieces(WORDS) == expected
+    # a tokenizer.json that pads and truncates (MiniLM's pads every text to 128) changes nothing
+    backend = cased_tokenizer.backend_tokenizer
+    backend.enable_padding(length=16)
+    backend.enable_truncation(max_length=1)
+    try:
+        assert SubwordEncoder(cased_tokenizer, 128).word_pieces(WORDS) == expected
+    finally:  # the fixture is shared
+        backend.no_padding()
+        backend.no_truncation()
+    assert SubwordEncoder(_WrapperOnly(cased_tokenizer), 128).word_pieces(WORDS) == expected
+    assert expected[3] == [cased_tokenizer.unk_token_id] and len(expected[4]) > 1
