@@ -14,7 +14,8 @@ GMB's own words with ``--pretokenized``):
 * the ONNX Runtime pipeline: optimum's ``ORTModelForTokenClassification`` does not install beside
   transformers 5 (its resolver pulls transformers 4.57), so this is the pipeline's own pre- and
   post-processing around an onnxruntime session on nerlit's exported graph (fp32 and int8): what
-  optimum's pipeline does, with the same session settings,
+  optimum's pipeline does, with ONNX Runtime's default session (every fusion, one batch at a
+  time) as optimum opens it, on the shared threads,
 * nerlit's ``Tagger`` on torch fp32, torch bf16 (autocast), ONNX fp32 and ONNX int8.
 
 Each system is warmed up once, then timed over the full set ``--repeats`` times (round robin, so
