@@ -174,6 +174,25 @@ def test_predict_and_evaluate_take_the_tagger_options_from_one_group(verb: str):
     assert all(key in cfg for key in shared)
 
 
+@pytest.mark.parametrize("verb", ["predict", "evaluate"])
+def test_every_tagger_option_is_one_the_verb_reads(verb: str, caplog):
+    """An option added to ``tagger/default.yaml`` but not to the verb's schema would be warned
+    about as unread on every run (``concurrent_batches`` once was)."""
+    from nerlit.validation import problems_of
+
+    overrides = ["ckpt_path=m.ckpt", "concurrent_batches=2"]
+    if verb == "predict":
+        overrides += ["input=in.txt", "output=out.jsonl"]
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose(f"{verb}.yaml", overrides=overrides)
+    with caplog.at_level("WARNING", logger="nerlit.validation"):
+        assert problems_of(cfg, verb) == []
+    assert "does not read" not in caplog.text
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        bad = compose(f"{verb}.yaml", overrides=[*overrides, "concurrent_batches=0"])
+    assert any("concurrent_batches" in problem for problem in problems_of(bad, verb))
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_with_a_tiny_model(experiment: str, gmb_file: Path, tmp_path: Path):
     """As lightning-hydra-template does: each recipe composes and trains, here on a tiny model

@@ -339,6 +339,7 @@ def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
         "tokenizer_dir": str | None,
         "threads": int | None,
         "backend": str,
+        "concurrent_batches": int | None,
     }
     rules = {
         "backend": one_of(("auto", "torch", "onnx")),
@@ -348,6 +349,7 @@ def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
         "stride": integer(0, null="the run's"),
         "precision": one_of(PRECISIONS),
         "threads": integer(1, null="torch's default"),
+        "concurrent_batches": integer(1, null="the backend's choice"),
     }
     return keys, rules
 
