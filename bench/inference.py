@@ -173,17 +173,16 @@ def tagger_sets(results) -> list[frozenset]:
 
 
 def bare_forward_seconds(tagger: Tagger, texts: list[str]) -> float:
-    """Only the backend calls, over the length-sorted windows Tagger builds, as many at once as
-    Tagger runs them: the floor."""
+    """Only the backend calls, over the batches Tagger builds (``Tagger.batches``), as many at
+    once as Tagger runs them: the floor."""
     encoder = SubwordEncoder(tagger.tokenizer, tagger.max_length, tagger.stride)
     sentences = []
     for text in texts:
         words = tuple(w for w, _, _ in split_words(text))
         sentences.append(Sentence(words, ("O",) * len(words)))
-    windows = sorted(encoder.encode(sentences, {"O": 0}), key=len, reverse=True)
     batches = [
-        collate_windows(windows[b : b + tagger.batch_size], tagger.pad_id)
-        for b in range(0, len(windows), tagger.batch_size)
+        collate_windows(windows, tagger.pad_id)
+        for windows in tagger.batches(encoder.encode(sentences, {"O": 0}))
     ]
 
     def forward(batch) -> None:

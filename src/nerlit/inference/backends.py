@@ -203,15 +203,6 @@ def create_backend(
     run at once (None: the backend's default)."""
     if backend not in BACKENDS:
         raise OptionError(f"backend={backend!r} is not one of {BACKENDS}")
-    if concurrent_batches is not None and (
-        not isinstance(concurrent_batches, int)
-        or isinstance(concurrent_batches, bool)
-        or concurrent_batches < 1
-    ):
-        raise OptionError(
-            f"concurrent_batches={concurrent_batches!r}: expected batches run at once >= 1, "
-            f"or null for the backend's default"
-        )
     if loaded.onnx is not None and backend in ("auto", "onnx"):
         return OnnxBackend(loaded.onnx, loaded.config, device, precision, concurrent_batches)
     if backend == "onnx":

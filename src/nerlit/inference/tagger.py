@@ -91,6 +91,13 @@ class Tagger:
             raise OptionError(f"stride={stride}: expected subwords of window overlap >= 0")
         if max_length is not None and not _is_int(max_length):
             raise OptionError(f"max_length={max_length!r}: expected a number of subwords")
+        if concurrent_batches is not None and (
+            not _is_int(concurrent_batches) or concurrent_batches < 1
+        ):
+            raise OptionError(
+                f"concurrent_batches={concurrent_batches!r}: expected batches run at once >= 1, "
+                f"or null for the backend's default"
+            )
         self.backend = create_backend(loaded, backend, device, precision, concurrent_batches)
         at_once = self.backend.concurrent_batches  # threads start at the first use, not here
         self._pool = ThreadPoolExecutor(at_once, "nerlit-batch") if at_once > 1 else None
@@ -274,12 +281,7 @@ class Tagger:
         ]
         windows = encoder.encode(sentences, {"O": 0})
         windows = [w for w in windows if any(i >= 0 for i in w.word_index)]  # drop empty texts
-        windows.sort(key=len, reverse=True)
-        size = self.batch_size
-        at_once = self.backend.concurrent_batches
-        if at_once > 1 and len(windows) < at_once * size:
-            size = max(1, math.ceil(len(windows) / at_once))  # a small call: a batch per thread
-        batches = length_batches(windows, size, CPU_MIN_FILL if self.device.type == "cpu" else 0)
+        batches = self.batches(windows)
         if self._pool is not None and len(batches) > 1:
             rows = list(self._pool.map(self._forward, batches))
         else:
@@ -292,6 +294,17 @@ class Tagger:
         if not all(bool(w.all()) for w in written):  # every word is owned by exactly one window
             raise RuntimeError("some words got no prediction: a windowing bug, please report it")
         return logits
+
+    def batches(self, windows: Sequence) -> list[Sequence]:
+        """``windows`` sorted longest first and cut into the batches the backend runs: at most
+        ``batch_size`` (fewer where a small call must give every concurrent batch some), ended
+        early on CPU where windows get shorter (:func:`length_batches`)."""
+        windows = sorted(windows, key=len, reverse=True)
+        size = self.batch_size
+        at_once = self.backend.concurrent_batches
+        if at_once > 1 and len(windows) < at_once * size:
+            size = max(1, math.ceil(len(windows) / at_once))  # a small call: a batch per thread
+        return length_batches(windows, size, CPU_MIN_FILL if self.device.type == "cpu" else 0)
 
     def _forward(self, windows) -> tuple[torch.Tensor, ...]:
         """(sentence index, word index, logits) of each word-owning subword of one batch; run

@@ -121,16 +121,16 @@ def decode_words(
     """
     if method not in DECODERS:
         raise ValueError(f"decode={method!r} is not one of {DECODERS}")
+    if not word_logits:
+        return [], []
     # one log_softmax and one gather over all words, not a few small torch calls per sentence
     # (which took ~0.2 ms each: a server's decode of many short texts was mostly call overhead)
     lengths = [len(logits) for logits in word_logits]
-    flat = (
-        torch.cat([logits.float() for logits in word_logits]).log_softmax(-1) if lengths else None
-    )
-    log_probs = list(flat.split(lengths)) if flat is not None else []
+    flat = torch.cat([logits.float() for logits in word_logits]).log_softmax(-1)
+    log_probs = list(flat.split(lengths))
     ends = np.cumsum(lengths).tolist()
     if method == "argmax":
-        best = flat.argmax(-1).tolist() if flat is not None else []
+        best = flat.argmax(-1).tolist()
         ids = [best[end - n : end] for n, end in zip(lengths, ends)]
     elif crf is not None:
         ids = viterbi([lg.float() for lg in word_logits], *transition_scores(labels, crf))
@@ -142,8 +142,6 @@ def decode_words(
         sequence = [labels[y] for y in row]
         sequence = bioes_to_iob2(sequence) if bioes else sequence
         tags.append(repair_iob2(sequence)[0])
-    if flat is None:
-        return tags, []
     chosen = torch.tensor([y for row in ids for y in row], dtype=torch.long).view(-1, 1)
     flat_probs = flat.gather(1, chosen).exp().view(-1).tolist()
     return tags, [flat_probs[end - n : end] for n, end in zip(lengths, ends)]
