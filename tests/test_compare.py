@@ -12,7 +12,7 @@ import pytest
 
 from nerlit.compare import compare, load_run, run
 from nerlit.data.types import Sentence
-from nerlit.errors import DataError
+from nerlit.errors import DataError, OptionError
 from nerlit.evaluation.bootstrap import paired_test, sentence_counts
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.predictions import read_predictions, write_predictions
@@ -168,3 +168,51 @@ def test_documents_are_resampled_when_both_runs_mark_them(tmp_path: Path):
     b = load_run(_write(tmp_path / "b.conll", sentences, _damaged(sentences, 0.1, 1)))
     _, how = compare(a, b, resamples=200)
     assert how["unit"] == "document" and how["units"] == 25
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nerlit.compare", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess, start: str) -> None:
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith(f"nerlit: {start}"), result.stderr
+
+
+@pytest.mark.parametrize("level", ["1.5", "0", "1", "-0.2", "nan"])
+def test_a_confidence_outside_zero_to_one_is_one_line(tmp_path: Path, level: str):
+    sentences = _sentences(5)
+    a = _write(tmp_path / "a.conll", sentences, [list(s.tags) for s in sentences])
+    with pytest.raises(OptionError, match="between 0 and 1"):
+        compare(load_run(a), load_run(a), confidence=float(level))
+    _one_line(_cli(str(a), str(a), "--confidence", level), f"--confidence {float(level)}")
+
+
+def test_a_json_folder_is_refused_before_computing(tmp_path: Path, monkeypatch):
+    sentences = _sentences(5)
+    a = _write(tmp_path / "a.conll", sentences, [list(s.tags) for s in sentences])
+    (tmp_path / "out").mkdir()
+
+    def never(*args, **kwargs):
+        raise AssertionError("computed before the output path was checked")
+
+    monkeypatch.setattr("nerlit.compare.load_run", never)
+    with pytest.raises(SystemExit, match=r"--json=\S*out is a folder"):
+        run([str(a), str(a), "--json", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="cannot write there"):
+        run([str(a), str(a), "--json", str(a / "x.json")])
+
+
+def test_two_empty_prediction_files_are_nothing_to_compare(tmp_path: Path):
+    a, b = tmp_path / "a.conll", tmp_path / "b.conll"
+    a.write_text(""), b.write_text("\n")
+    with pytest.raises(DataError, match="nothing to compare: .*a.conll and .*b.conll"):
+        compare(load_run(a), load_run(b))
+    _one_line(_cli(str(a), str(b), "--resamples", "10"), "nothing to compare")

@@ -40,7 +40,7 @@ from rich.table import Table
 
 from nerlit.cli import exit_on_user_error
 from nerlit.data.schemes import split_tag
-from nerlit.errors import OptionError
+from nerlit.errors import DataError, OptionError
 from nerlit.evaluation.bootstrap import (
     CONFIDENCE,
     SEED,
@@ -52,6 +52,7 @@ from nerlit.evaluation.bootstrap import (
 )
 from nerlit.evaluation.metrics import MODES
 from nerlit.evaluation.predictions import Predictions, check_same_sentences, read_predictions
+from nerlit.inference.outputs import atomic_text_file, check_file_target
 
 #: approximate-randomization swaps (and bootstrap resamples): p-values near 0.05 need ~1e4
 RESAMPLES = 10_000
@@ -113,6 +114,15 @@ def load_run(path: str | Path, test_file: str | None = None) -> Predictions:
     raise FileNotFoundError(f"{path}: no such run directory, predictions file or checkpoint")
 
 
+def check_confidence(confidence: float) -> None:
+    """Refuse a level outside (0, 1): 1.5 broke numpy's percentile deep in the bootstrap, and 0
+    printed empty "0%" intervals as if they meant something. NaN fails the test too."""
+    if not 0 < confidence < 1:
+        raise OptionError(
+            f"--confidence {confidence}: expected a level between 0 and 1 (exclusive), e.g. 0.95"
+        )
+
+
 def compare(
     a: Predictions,
     b: Predictions,
@@ -125,8 +135,14 @@ def compare(
     """The rows of the comparison and how it was made (unit, units, resamples, seed)."""
     if mode not in MODES:
         raise OptionError(f"mode={mode!r}: expected one of {MODES}")
+    check_confidence(confidence)
     check_same_sentences(a, b)
     gold = a.gold
+    if not gold:
+        raise DataError(
+            f"nothing to compare: {a.source or 'A'} and {b.source or 'B'} hold no scored "
+            f"sentences; give the predictions.conll of runs that scored a test split"
+        )
     types = sorted(
         {split_tag(t)[1] for run in (gold, a.pred, b.pred) for s in run for t in s} - {""}
     )
@@ -223,6 +239,9 @@ def run(argv: Sequence[str] | None = None) -> list[PairedResult]:
     args = parser().parse_args(argv)
     if args.resamples < 1:
         raise OptionError(f"--resamples {args.resamples}: expected at least 1")
+    check_confidence(args.confidence)  # before tagging or resampling anything
+    if args.json:  # a folder or unwritable path found now, not after the whole computation
+        check_file_target(args.json, "--json")
     a, b = load_run(args.a, args.test_file), load_run(args.b, args.test_file)
     metrics = _run_metrics(Path(args.a).expanduser())
     mode = args.mode or metrics.get("mode", "strict")
@@ -239,7 +258,8 @@ def run(argv: Sequence[str] | None = None) -> list[PairedResult]:
             **how,
             "rows": [{**vars(row), "difference": row.difference} for row in rows],
         }
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        with atomic_text_file(args.json, "--json") as handle:
+            handle.write(json.dumps(result, indent=2))
     return rows
 
 

@@ -33,6 +33,18 @@ def unwritable(option: str, path: Path, error: OSError) -> OutputPathError:
     return OutputPathError(f"{option}={path}: cannot write there ({reason}); choose another path")
 
 
+def check_file_target(path: str | Path, option: str = "output") -> Path:
+    """``path`` if a file can be written there, checked before the work whose result it keeps:
+    a folder, a missing or read-only parent would otherwise be found only after all of it."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise OutputPathError(f"{option}={target} is a folder: name a file to write")
+    parent = next((p for p in target.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise unwritable(option, target, PermissionError(13, "permission denied"))
+    return target
+
+
 def _temporary(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
 
