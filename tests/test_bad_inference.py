@@ -29,7 +29,7 @@ def tagger(ckpt: Path) -> Tagger:
 
 
 def _edited(ckpt: Path, path: Path, edit) -> Path:
-    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint = torch.load(ckpt, weights_only=True)
     edit(checkpoint["hyper_parameters"])
     torch.save(checkpoint, path)
     return path

@@ -68,7 +68,7 @@ def _batch(tokenizer, texts: list[str]) -> dict:
 
 def test_casing_starts_at_zero_and_then_separates_cased_from_lower_words(tmp_path_factory):
     module = NerModule.load_from_checkpoint(
-        tiny_checkpoint(tmp_path_factory), weights_only=False, map_location="cpu"
+        tiny_checkpoint(tmp_path_factory), weights_only=True, map_location="cpu"
     ).eval()
     plain = module.network
     cased = NerNetwork.build(module.hparams.encoder_config, module.labels, case_features=True)
@@ -87,14 +87,14 @@ def test_casing_starts_at_zero_and_then_separates_cased_from_lower_words(tmp_pat
 
 def test_trained_casing_is_learned_and_tagger_uses_it(tmp_path_factory, tmp_path: Path, caplog):
     ckpt = tiny_checkpoint(tmp_path_factory, case_features=True)
-    module = NerModule.load_from_checkpoint(ckpt, weights_only=False, map_location="cpu").eval()
+    module = NerModule.load_from_checkpoint(ckpt, weights_only=True, map_location="cpu").eval()
     casing = module.network.casing
     assert casing is not None and casing.weight.abs().sum() > 0, "never trained"
     # make casing decisive, so that a Tagger ignoring it would disagree
     with torch.no_grad():
         casing.weight.normal_(std=3.0, generator=torch.Generator().manual_seed(0))
     strong = tmp_path / "strong.ckpt"
-    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint = torch.load(ckpt, weights_only=True)
     checkpoint["state_dict"]["network.casing.weight"] = casing.weight.detach().clone()
     torch.save(checkpoint, strong)
 

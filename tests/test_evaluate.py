@@ -321,7 +321,7 @@ def test_val_f1_best_of_a_run_is_the_maximum_of_its_epochs(run: SimpleNamespace)
     assert [float(r["val/f1_best"]) for r in rows] == [max(f1[: i + 1]) for i in range(3)]
     assert run.summary["best_val_f1"] == pytest.approx(max(f1))
     last = run.dir / "checkpoints" / "last.ckpt"
-    state = torch.load(last, weights_only=False)["state_dict"]
+    state = torch.load(last, weights_only=True)["state_dict"]
     assert float(state["val_f1_best.max_value"]) == max(f1)
-    restored = NerModule.load_from_checkpoint(last, weights_only=False)
+    restored = NerModule.load_from_checkpoint(last, weights_only=True)
     assert float(restored.val_f1_best.compute()) == max(f1)

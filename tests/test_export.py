@@ -36,7 +36,7 @@ def exported(ckpt: Path, tmp_path_factory) -> Path:
 
 def test_folder_is_standard(exported: Path, ckpt: Path):
     config = json.loads((exported / "config.json").read_text())
-    labels = torch.load(ckpt, weights_only=False)["hyper_parameters"]["labels"]
+    labels = torch.load(ckpt, weights_only=True)["hyper_parameters"]["labels"]
     assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
     assert config["label2id"] == {label: i for i, label in enumerate(labels)}
     assert config["architectures"] == ["BertForTokenClassification"]
@@ -45,7 +45,7 @@ def test_folder_is_standard(exported: Path, ckpt: Path):
 
 
 def test_exported_weights_compute_what_the_checkpoint_computes(exported: Path, ckpt: Path):
-    module = NerModule.load_from_checkpoint(ckpt, weights_only=False, map_location="cpu").eval()
+    module = NerModule.load_from_checkpoint(ckpt, weights_only=True, map_location="cpu").eval()
     hf = AutoModelForTokenClassification.from_pretrained(exported).eval()
     ids = torch.tensor([[101, 1188, 1110, 170, 2774, 119, 102, 0]])
     mask = torch.tensor([[1] * 7 + [0]])

@@ -112,7 +112,7 @@ def test_decoders_can_differ_but_both_give_whole_word_spans(ckpt: Path):
 
 def test_checkpoint_is_self_contained(ckpt: Path, tmp_path: Path):
     """The run's tokenizer folder may be gone: the checkpoint carries the tokenizer files."""
-    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint = torch.load(ckpt, weights_only=True)
     assert "tokenizer.json" in checkpoint[TOKENIZER_KEY]
     checkpoint["hyper_parameters"]["tokenizer_dir"] = str(tmp_path / "gone")
     moved = tmp_path / "moved.ckpt"
@@ -141,7 +141,7 @@ def test_load_errors_name_the_path_and_the_fix(tmp_path: Path):
 def test_crf_checkpoint_decodes_with_its_learned_transitions(tmp_path_factory, tmp_path: Path):
     """Tagger on a CRF-head model decodes with the CRF's learned transitions, from a checkpoint
     and from its export alike."""
-    checkpoint = torch.load(tiny_checkpoint(tmp_path_factory, head="crf"), weights_only=False)
+    checkpoint = torch.load(tiny_checkpoint(tmp_path_factory, head="crf"), weights_only=True)
     # 4 training steps leave the transitions near zero; strong ones make the CRF matter
     generator = torch.Generator().manual_seed(0)
     for key in ("network.crf.transitions", "network.crf.start"):

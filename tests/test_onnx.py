@@ -131,7 +131,7 @@ def test_every_export_has_a_model_card(checkpoints, exported, int8, tmp_path: Pa
     front, body = _front_matter(exported["crf"])
     assert front["library_name"] == "nerlit" and front["pipeline_tag"] == "token-classification"
     assert "onnx" in front["tags"] and front["datasets"] == ["gmb"]
-    labels = torch.load(checkpoints["crf"], weights_only=False)["hyper_parameters"]["labels"]
+    labels = torch.load(checkpoints["crf"], weights_only=True)["hyper_parameters"]["labels"]
     assert all(f"`{label}`" in body for label in labels)
     assert "CRF head" in body and "No test scores" in body
     assert "casing features" in _front_matter(int8)[1] and "int8" in _front_matter(int8)[0]["tags"]

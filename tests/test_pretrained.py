@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoConfig, AutoModel
 
 from nerlit.models import pretrained
+from nerlit.models.network import NerNetwork
 from nerlit.models.pretrained import ModelNotFoundError, resolve_pretrained
 from tests.conftest import CASED_TOKENIZER, REPO_ROOT, SHARED
 
@@ -57,3 +60,25 @@ def test_cli_fails_fast_without_network(tmp_path: Path):
     assert "nerlit: Cannot load model 'bert-base-cased'" in result.stderr
     assert "Traceback" not in result.stderr
     assert "model.pretrained=DIR" in result.stderr
+
+
+@pytest.mark.parametrize("stored", [torch.float16, torch.bfloat16])
+def test_an_encoder_stored_in_half_precision_trains_in_fp32(tmp_path: Path, stored: torch.dtype):
+    """transformers 5 keeps a checkpoint's stored dtype unless told: Hub encoders saved in fp16
+    or bf16 would be fine-tuned with half-precision master weights."""
+    config = AutoConfig.from_pretrained(
+        CASED_TOKENIZER,
+        num_hidden_layers=1,
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    AutoModel.from_config(config).to(stored).save_pretrained(tmp_path)
+    saved = AutoConfig.from_pretrained(tmp_path).to_dict()
+    assert saved["dtype"] == str(stored).removeprefix("torch.")
+    labels = ["O", "B-per", "I-per"]
+    for network in (
+        NerNetwork.build(saved, labels, pretrained=str(tmp_path)),  # fine-tuning its weights
+        NerNetwork.build(saved, labels),  # random init from its config (a checkpoint's rebuild)
+    ):
+        assert {p.dtype for p in network.parameters()} == {torch.float32}

@@ -87,7 +87,7 @@ def test_killed_run_resumed_from_last_checkpoint_matches_an_uninterrupted_run(
     assert resumed["best_checkpoint"].split("/")[-1] == straight["best_checkpoint"].split("/")[-1]
     # and its final weights are the uninterrupted run's, bit for bit
     weights = [
-        torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"] for d in runs
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in runs
     ]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -66,8 +66,8 @@ def _fit(gmb_file: Path, out: Path, extra: list[str] = ()) -> tuple:
 def test_checkpoint_reloads_with_identical_predictions(gmb_file: Path, tmp_path: Path):
     _, summary = _fit(gmb_file, tmp_path / "a")
     module, datamodule, _ = build(compose_train(tiny_overrides(gmb_file), tmp_path / "b"))
-    restored = NerModule.load_from_checkpoint(summary["best_checkpoint"], weights_only=False)
-    state = torch.load(summary["best_checkpoint"], weights_only=False)["state_dict"]
+    restored = NerModule.load_from_checkpoint(summary["best_checkpoint"], weights_only=True)
+    state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
     module.load_state_dict(state)
     module.eval(), restored.eval()
     batch = next(iter(datamodule.test_dataloader()))

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -46,7 +45,7 @@ from nerlit.evaluation.report import write_test_outputs
 from nerlit.experiments.run_dir import ensure_writable_dir
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
-from nerlit.models.module import DATA_KEY
+from nerlit.models.checkpoint import read_data_record
 from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
@@ -69,26 +68,6 @@ class EvalSplit:
     #: checkpoint (the run's recorded data), file (one standalone file) or config (data=...)
     source: str
     options: dict = field(default_factory=dict)
-
-
-def read_data_record(ckpt_path: str | Path) -> dict | None:
-    """The data record a nerlit checkpoint keeps (``NerModule.on_save_checkpoint``), else None.
-
-    Exported folders and checkpoints of older nerlit versions have none. The file is memory-mapped,
-    so its weights are not read a second time for the record's sake.
-    """
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        return None
-    for mmap in (True, False):  # the legacy (non-zip) format cannot be mapped
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
-            break
-        except Exception:  # noqa: BLE001 - not a checkpoint: loading the model says so
-            continue
-    else:
-        return None
-    return checkpoint.get(DATA_KEY) if isinstance(checkpoint, dict) else None
 
 
 def _corpus_split(options: dict, split: str) -> tuple[str, list[Sentence]]:

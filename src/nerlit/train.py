@@ -156,7 +156,7 @@ def _fit_and_test(
         if ckpt_path:
             continue_csv_history(trainer, ckpt_path)
         trainer.callbacks.append(ValidateBeforeMaxSteps())
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     summary = {
         "run_dir": str(out),
@@ -174,7 +174,7 @@ def _fit_and_test(
     if cfg.test:
         # without training, ckpt_path names the checkpoint to test
         tested = best or (ckpt_path if not cfg.train else None)
-        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=False)
+        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
         summary["test_f1"] = module.test_scores["micro"]["f1"]
         if "reference" in module.test_scores:
             summary["test_f1_reference_types"] = module.test_scores["reference"]["f1"]

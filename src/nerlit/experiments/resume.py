@@ -8,11 +8,10 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from nerlit.errors import NerlitError
 from nerlit.experiments.ddp import is_global_zero
-from nerlit.models.network import read_checkpoint
+from nerlit.models.checkpoint import load_checkpoint_file, read_checkpoint
 
 
 def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
@@ -64,7 +63,7 @@ def continue_csv_history(trainer: L.Trainer, ckpt_path: str | Path) -> int:
     loggers = [logger for logger in trainer.loggers if isinstance(logger, CSVLogger)]
     if not loggers or not is_global_zero():
         return 0
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = load_checkpoint_file(ckpt_path)
     resumed_at = int(checkpoint.get("global_step", 0))
     kept = 0
     for logger in loggers:

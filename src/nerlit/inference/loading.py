@@ -20,15 +20,11 @@ from nerlit.errors import ModelLoadError
 from nerlit.inference.backends import ONNX_FILE
 from nerlit.inference.card import write_model_card
 from nerlit.inference.outputs import fresh_folder
-from nerlit.models.network import NerNetwork, read_checkpoint, read_folder_config
+from nerlit.models.checkpoint import DATA_KEY, TOKENIZER_KEY, read_checkpoint
+from nerlit.models.network import NerNetwork, read_folder_config
 
 log = logging.getLogger(__name__)
 
-#: where ``NerModule.on_save_checkpoint`` puts the tokenizer's files (name -> bytes)
-TOKENIZER_KEY = "nerlit_tokenizer_files"
-#: where ``NerModule.on_save_checkpoint`` puts the run's data record (``module.DATA_KEY``; not
-#: imported from there, which would import Lightning for every ``Tagger``)
-DATA_KEY = "nerlit_data"
 #: hyperparameters of a checkpoint that an export keeps (``config.json``, key ``nerlit``)
 SETTINGS = ("decode", "eval_mode", "reference_types", "context", "max_length", "stride")
 

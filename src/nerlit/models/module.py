@@ -12,14 +12,13 @@ from torchmetrics import MaxMetric
 from transformers import AutoConfig
 
 from nerlit.errors import DataError, ModelLoadError
+from nerlit.models.checkpoint import DATA_KEY, TOKENIZER_KEY
 from nerlit.models.decoding import DECODERS, words_from_windows
 from nerlit.models.network import NerNetwork, state_differences
 from nerlit.models.optim import parameter_groups
 
 log = logging.getLogger(__name__)
 
-#: where ``on_save_checkpoint`` puts the run's data record (``NerDataModule.data_record``)
-DATA_KEY = "nerlit_data"
 #: encoder settings a resumed run must share with its checkpoint (BERT-like and DistilBERT names)
 ARCHITECTURE_KEYS = (
     "model_type",
@@ -278,7 +277,7 @@ class NerModule(L.LightningModule):
             files = sorted(Path(saved).iterdir()) if saved and Path(saved).is_dir() else []
             self._tokenizer_files = {p.name: p.read_bytes() for p in files if p.is_file()}
         if self._tokenizer_files:
-            checkpoint["nerlit_tokenizer_files"] = self._tokenizer_files
+            checkpoint[TOKENIZER_KEY] = self._tokenizer_files
         if self.data_record:
             checkpoint[DATA_KEY] = self.data_record
 

@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoModelForTokenClassification, PreTrained
 from nerlit.data.casing import NUM_CASINGS
 from nerlit.data.encoding import IGNORE_INDEX
 from nerlit.errors import ModelLoadError
+from nerlit.models.checkpoint import read_checkpoint
 from nerlit.models.decoding import decode_words
 from nerlit.models.heads import CRF, HEADS, compact
 
@@ -87,9 +88,13 @@ class NerNetwork(nn.Module):
         or hub id; the classifier, casing and CRF start fresh)."""
         config = token_classification_config(encoder_config, labels, dropout)
         if pretrained:
-            model = AutoModelForTokenClassification.from_pretrained(pretrained, config=config)
+            # in fp32 whatever the stored dtype (transformers 5 keeps it): an encoder saved in fp16
+            # or bf16 would otherwise be fine-tuned with half-precision master weights
+            model = AutoModelForTokenClassification.from_pretrained(
+                pretrained, config=config, dtype=torch.float32
+            )
         else:
-            model = AutoModelForTokenClassification.from_config(config)
+            model = AutoModelForTokenClassification.from_config(config, dtype=torch.float32)
         # from_pretrained returns eval mode, and Lightning keeps each submodule's mode: without
         # this the encoder's dropout would silently stay off during training
         return cls(model.train(), head, case_features)
@@ -127,7 +132,9 @@ class NerNetwork(nn.Module):
     def _from_folder(cls, path: Path) -> NerNetwork:
         config = read_folder_config(path)
         try:
-            model = AutoModelForTokenClassification.from_pretrained(path, config=config)
+            model = AutoModelForTokenClassification.from_pretrained(
+                path, config=config, dtype=torch.float32
+            )
         except (OSError, ValueError, RuntimeError) as error:  # no weights, other shapes, ...
             raise ModelLoadError(f"{path}: cannot load its model ({_first_line(error)})") from None
         saved = getattr(model.config, "nerlit", None) or {}
@@ -252,30 +259,6 @@ class NerNetwork(nn.Module):
         path = Path(directory) / EXTRA_WEIGHTS
         save_file(extra, str(path))
         return path
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A nerlit Lightning checkpoint as a dict, or one line saying what the file is not."""
-    fix = (
-        "Point it at a checkpoint (outputs/train/runs/*/checkpoints/*.ckpt) or at a folder "
-        "written by `nerlit export`."
-    )
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such checkpoint file or model folder. {fix}")
-    try:
-        # mmap: the resume check reads only what it inspects, not every tensor a second time
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as error:  # noqa: BLE001 - pickle/zip errors have many types
-        raise ModelLoadError(f"{path}: cannot be read as a checkpoint ({error}). {fix}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ModelLoadError(f"{path}: not a Lightning checkpoint (no state_dict). {fix}")
-    hparams = checkpoint.get("hyper_parameters") or {}
-    if "encoder_config" not in hparams or "labels" not in hparams:
-        raise ModelLoadError(
-            f"{path}: not a nerlit checkpoint (no encoder_config/labels in its hyper_parameters)."
-            f" {fix}"
-        )
-    return checkpoint
 
 
 def read_folder_config(path: Path):
