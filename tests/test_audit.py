@@ -17,7 +17,7 @@ from nerlit import extras
 from nerlit.audit import assign_folds, audit, document_units, split_fold
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
-from nerlit.errors import MissingExtraError
+from nerlit.errors import ConfigError, MissingExtraError
 from nerlit.evaluation.label_noise import (
     entity_classes,
     merge_probabilities,
@@ -151,3 +151,33 @@ def test_tiny_model_audit_ranks_flipped_sentences_near_the_top(tmp_path: Path):
     out = tmp_path / "audit"
     assert (out / "label_issues.csv").is_file() and (out / "label_issues.html").is_file()
     assert not (out / "folds" / "fold0" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("k=abc", "k=abc: expected an integer >= 2"),
+        ("k=1", "k=1: expected an integer >= 2"),
+        ("val_fraction=2", "val_fraction=2: expected a number in (0, 1)"),
+        ("val_fraction=0", "val_fraction=0: expected a number in (0, 1)"),
+        ("subset=0", "subset=0: expected an integer >= 1, or null (every sentence)"),
+    ],
+)
+def test_bad_audit_options_are_one_line_before_the_corpus_is_read(
+    tmp_path: Path, monkeypatch, override: str, line: str
+):
+    """``k=abc`` was a ValueError and ``val_fraction=2`` trained each fold on one sentence."""
+
+    def never(cfg):
+        raise AssertionError("the corpus was read before the options were checked")
+
+    monkeypatch.setattr("nerlit.audit.read_sentences", never)
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "audit.yaml", overrides=["model=tiny", "data=conll", "data.train_file=x", override]
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "audit")
+    with pytest.raises(ConfigError) as error:
+        audit(cfg)
+    assert str(error.value) == line

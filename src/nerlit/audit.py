@@ -51,6 +51,7 @@ from nerlit.evaluation.label_noise import (
     write_audit_page,
 )
 from nerlit.evaluation.metrics import entity_scores
+from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ def predict_fold(
 def audit(cfg: DictConfig) -> dict:
     """Train the folds, predict every held-out sentence, rank, write the outputs."""
     extras.require(FEATURE)
+    validate(cfg, "audit")  # before the corpus is read or any fold trained
     started = time.perf_counter()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

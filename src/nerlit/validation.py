@@ -420,12 +420,44 @@ def _stats_schema() -> Schema:
     )
 
 
+def _audit_schema() -> Schema:
+    """train's keys (every fold trains with them) and the audit's own: ``k=abc`` was a
+    ValueError and ``val_fraction=2`` trained each fold on one sentence, after the corpus was
+    read."""
+    train = _train_schema()
+    return Schema(
+        verb="audit",
+        keys={
+            **train.keys,
+            "k": int,
+            "splits": list[str],
+            "subset": int | None,
+            "audit_seed": int,
+            "val_fraction": float,
+            "html_top": int | None,
+            "keep_checkpoints": bool,
+        },
+        rules={
+            **train.rules,
+            "k": integer(2),
+            "subset": integer(1, null="every sentence"),
+            "audit_seed": SEED,
+            "val_fraction": number(0, 1, open_low=True, open_high=True),
+            "html_top": integer(0, null="every sentence"),
+        },
+        groups=train.groups,
+        group_dicts=train.group_dicts,
+        passed=train.passed,
+    )
+
+
 SCHEMAS: dict[str, Callable[[], Schema]] = {
     "train": _train_schema,
     "evaluate": _evaluate_schema,
     "predict": _predict_schema,
     "export": _export_schema,
     "stats": _stats_schema,
+    "audit": _audit_schema,
 }
 
 
@@ -658,15 +690,21 @@ def _check_plain_data(node: DictConfig, rules: Mapping[str, Rule], problems: _Pr
 
 
 def _declared(verb: str) -> set[str]:
-    """The keys ``conf/<verb>.yaml`` declares: read by the verb, whether or not typed here."""
+    """The keys ``conf/<verb>.yaml`` declares, with those of a verb config it builds on
+    (``audit.yaml``'s ``defaults: [train]``): read by the verb, whether or not typed here."""
     path = os.path.join(CONFIG_DIR, f"{verb}.yaml")
     if not os.path.isfile(path):
         return set()
-    return {str(k) for k in OmegaConf.load(path)} - {"defaults", "hydra"}
+    config = OmegaConf.load(path)
+    keys = {str(k) for k in config} - {"defaults", "hydra"}
+    for entry in config.get("defaults", []):
+        if isinstance(entry, str) and entry != "_self_" and entry != verb:
+            keys |= _declared(entry)
+    return keys
 
 
 def problems_of(cfg: DictConfig, verb: str) -> list[str]:
-    """Every problem of ``cfg`` for ``verb`` (train, evaluate, predict, export, stats), in words."""
+    """Every problem of ``cfg`` for ``verb`` (a key of :data:`SCHEMAS`), in words."""
     schema = SCHEMAS[verb]()
     problems = _Problems()
     declared = _declared(verb)
