@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nerlit.data.corpus import load_file
 from nerlit.data.schemes import (
     bioes_to_iob2,
     check_tag,
@@ -13,6 +17,7 @@ from nerlit.data.schemes import (
     iob2_to_bioes,
     iob2_to_iob1,
     repair_iob2,
+    scheme_evidence,
     spans,
     split_tag,
     tags_from_spans,
@@ -116,3 +121,32 @@ def test_spans_and_tags_round_trip(tags):
 @given(any_tags)
 def test_repair_keeps_the_entities_spans_reads(tags):
     assert spans(repair_iob2(tags)[0]) == spans(tags)
+
+
+def test_detect_scheme_by_the_weight_of_evidence():
+    """CoNLL-2003's IOB1 train file has two B- starts after O: "any B- start means IOB2" then
+    read it as IOB2 and reported its 23,427 I- starts as repairs."""
+    iob1 = [["I-per", "I-per", "O", "I-geo"]] * 10 + [["O", "B-org"], ["I-per", "B-per"]]
+    assert detect_scheme(iob1) == "iob1"
+    evidence = scheme_evidence(iob1)
+    assert (evidence.i_starts, evidence.b_starts) == (21, 1)
+    assert evidence.disagreeing() == (1, [(10, 1)])
+    iob2 = [["B-per", "I-per", "O", "B-geo"]] * 3 + [["O", "I-org"]]
+    assert detect_scheme(iob2) == "iob2" and scheme_evidence(iob2).disagreeing() == (1, [(3, 1)])
+
+
+def test_an_iob1_file_with_one_slip_is_iob1_repairs_nothing_and_names_the_slip(
+    tmp_path: Path, caplog
+):
+    sentence = "Peter NNP I-PER\nvisited VBD O\nParis NNP I-LOC\nParis NNP B-LOC\n\n"
+    slip = "in IN O\nBerlin NNP B-LOC\n\n"  # IOB1 starts with I-: the annotator's slip
+    path = tmp_path / "iob1.txt"
+    path.write_text("-DOCSTART- -X- O\n\n" + sentence * 5 + slip + sentence * 5)
+    with caplog.at_level(logging.WARNING, logger="nerlit.data.corpus"):
+        sentences, report = load_file(path)
+    assert report.schemes == {"test": "iob1"} and report.repaired_tags == {"test": 0}
+    assert "repaired" not in caplog.text
+    slip_line = 2 + 5 * 5 + 2
+    assert f"iob1.txt:{slip_line}" in caplog.text and "1 start with B-" in caplog.text
+    assert sentences[5].tags == ("O", "B-LOC")
+    assert sentences[0].tags == ("B-PER", "O", "B-LOC", "B-LOC")

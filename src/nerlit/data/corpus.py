@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nerlit.data.readers import read_sentences
-from nerlit.data.schemes import SCHEMES, detect_scheme, to_iob2
+from nerlit.data.schemes import SCHEMES, scheme_evidence, to_iob2
 from nerlit.data.types import Corpus, Sentence
 from nerlit.errors import CorpusFormatError, DataError
 
@@ -82,6 +82,42 @@ def _to_iob2(
     return kept
 
 
+def _place(sentence: Sentence, word: int, format: str) -> str:
+    """Where a word is, for the log: ``file:line`` in CoNLL (a sentence's words are the lines
+    after its first, which its id names), else the sentence's id and the word's number."""
+    name, _, first = sentence.id.rpartition(":")
+    if format == "conll" and first.isdigit():
+        return f"{name}:{int(first) + word}"
+    return f"{sentence.id} word {word + 1}"
+
+
+def _detect(split: str, sentences: list[Sentence], format: str) -> str:
+    """The file's scheme by the weight of its evidence (:func:`scheme_evidence`); the entity
+    starts that contradict it are logged with where the first few are, as annotation slips,
+    so two slips neither decide the scheme nor hide."""
+    evidence = scheme_evidence(s.tags for s in sentences)
+    count, places = evidence.disagreeing()
+    if count:
+        iob1 = evidence.scheme == "iob1"
+        agree, usual, slip = (
+            (evidence.i_starts, "I-", "B-") if iob1 else (evidence.b_starts, "B-", "I-")
+        )
+        shown = ", ".join(_place(sentences[s], w, format) for s, w in places)
+        log.warning(
+            "%s: tag scheme %s, since %d entities start with %s; %d start with %s after O or "
+            "another type instead, annotation slips read as starting an entity (%s%s)",
+            split,
+            evidence.scheme,
+            agree,
+            usual,
+            count,
+            slip,
+            shown,
+            ", ..." if count > len(places) else "",
+        )
+    return evidence.scheme
+
+
 def _read_split(
     split: str,
     path: str | Path,
@@ -96,7 +132,7 @@ def _read_split(
     if scheme not in SCHEMES:
         raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
     sentences = read_sentences(path, format, encoding, token_column, tag_column, scheme)
-    found = detect_scheme(s.tags for s in sentences) if scheme == "auto" else scheme
+    found = _detect(split, sentences, format) if scheme == "auto" else scheme
     report.schemes[split] = found
     log.info("%s: %s, tag scheme %s%s", split, path, found, " (detected)" * (scheme == "auto"))
     kept = _to_iob2(split, sentences, found, report)
