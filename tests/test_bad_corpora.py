@@ -456,3 +456,136 @@ def test_nul_bytes_in_a_utf8_file_are_named(tmp_path: Path):
     path.write_bytes(b"EU B-ORG\nrej\x00ects O\n")
     with pytest.raises(CorpusFormatError, match="line 2: .*NUL"):
         read_sentences(path, "conll")
+
+
+# --- issue 23: hostile input ----------------------------------------------------------------
+
+
+def test_cr_cr_lf_is_one_line_end_and_logged(tmp_path: Path, caplog):
+    """A Windows file converted to Windows line ends again: every line was followed by a blank
+    one, so each sentence fell apart into one-word sentences ('repaired 41 invalid tags')."""
+    path = tmp_path / "twice.txt"
+    path.write_bytes(CONLL.replace("\n", "\r\r\n").encode())
+    with caplog.at_level("WARNING", logger="nerlit.data.readers"):
+        read_back = read_sentences(path, "conll")
+    assert [s.words for s in read_back] == WORDS and [s.tags for s in read_back] == TAGS
+    assert [s.id for s in read_back] == ["twice.txt:3", "twice.txt:6"]
+    assert caplog.text.count("7 lines end in \\r\\r\\n") == 1
+    path.write_bytes(b"EU B-ORG\r\r\nrejects O\r\r\n\r\r\nPeter XX\r\r\n")
+    with pytest.raises(CorpusFormatError) as error:
+        read_sentences(path, "conll")
+    assert "unknown tag 'XX'" in one_line(error, path, 4)
+
+
+def test_a_stray_byte_in_a_utf8_file_is_named_not_read_as_cp1252(tmp_path: Path):
+    """One cp1252 byte made the whole file cp1252: "Zürich" became "ZÃ¼rich"."""
+    path = tmp_path / "mixed.txt"
+    path.write_bytes("Zürich B-LOC\nis O\n\n".encode() + b"Caf\xe9 B-ORG\nna\xefve O\n")
+    with pytest.raises(CorpusFormatError) as error:
+        read_sentences(path, "conll")
+    message = one_line(error, path, 4)
+    assert "byte 0xe9 at column 4 is not UTF-8, 'é' in cp1252" in message
+    assert "'ü'" in message and "and 1 more bytes that are not UTF-8" in message
+    assert "data.encoding=cp1252" in message and "fix the byte" in message
+    assert read(path, encoding="cp1252")[0][0] == ("ZÃ¼rich", "is")  # asked for, so done
+
+
+def test_a_file_with_no_utf8_character_still_falls_back_naming_the_byte(tmp_path: Path, caplog):
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"Caf\xe9 B-ORG\nis O\n\nna\xefve O\n")
+    with caplog.at_level("WARNING", logger="nerlit.data.readers"):
+        assert read(path)[0][0] == ("Café", "is")
+    assert "w.txt is not UTF-8 (byte 0xe9 at line 1, and 1 more) and holds no UTF-8" in (
+        caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("format", "content", "line", "problem"),
+    [
+        ("conll", "EU\tB-ORG\n\tB-PER\n", 2, "the token (column 0) is empty"),
+        ("conll", "1\tEU\tB-ORG\n2\t \tO\n", 2, "the token (column 1) is empty"),
+        ("gmb", "Sentence #,Word,POS,Tag\nSentence: 1,EU,NNP,B-org\n,,NN,B-per\n", 3, "''"),
+        ("gmb", "Sentence #,Word,POS,Tag\nSentence: 1, ,NNP,B-org\n", 2, "' '"),
+    ],
+)
+def test_an_empty_word_is_refused(tmp_path: Path, format, content, line, problem):
+    path = tmp_path / f"e.{format}"
+    path.write_text(content)
+    column = 1 if content.startswith("1\t") else 0
+    with pytest.raises(CorpusFormatError) as error:
+        read_sentences(path, format, token_column=column, encoding="utf-8")
+    message = one_line(error, path, line)
+    assert problem in message and "a character other than whitespace" in message
+
+
+@pytest.mark.parametrize("format", ["conll", "jsonl"])
+def test_a_byte_order_mark_inside_the_file_is_refused(tmp_path: Path, format: str):
+    path = tmp_path / f"cat.{format}"
+    if format == "conll":
+        one = "EU B-ORG\nrejects O\n\n"
+    else:
+        one = json.dumps({"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}) + "\n"
+    path.write_bytes(codecs.BOM_UTF8 + one.encode() + codecs.BOM_UTF8 + one.encode())
+    with pytest.raises(CorpusFormatError) as error:
+        read_sentences(path, format)
+    message = one_line(error, path, one.count("\n") + 1)
+    assert "a byte order mark (U+FEFF) inside the file, at column 1" in message
+    assert "two files concatenated?" in message and "remove it" in message
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"tokens": ["EU", "a\nb"], "tags": ["O", "O"]}, r"token 2 is 'a\\nb': .*line break"),
+        ({"tokens": ["a\rb"], "tags": ["O"]}, r"token 1 is 'a\\rb': .*line break"),
+        (
+            {"tokens": ["x", "-DOCSTART-"], "tags": ["O", "O"]},
+            r"token 2 is '-DOCSTART-': .*document marker",
+        ),
+        ({"tokens": ["ok", "a\ud800"], "tags": ["O", "O"]}, r"token 2 .* lone surrogate"),
+        ({"text": "Hi \udc00there", "entities": []}, r"'text' holds a lone surrogate"),
+        (
+            {"text": "Hi", "entities": [{"start": 0, "end": 2, "label": "p\ud83d"}]},
+            r"entity 1: 'label' .* lone surrogate",
+        ),
+        ({"tokens": ["x"], "tags": ["B-\ud800"]}, r"tag .* lone surrogate"),
+    ],
+)
+def test_jsonl_tokens_that_cannot_be_written_back_are_refused(tmp_path: Path, record, message):
+    path = tmp_path / "w.jsonl"
+    path.write_text(json.dumps({"tokens": ["ok"], "tags": ["O"]}) + "\n" + json.dumps(record))
+    with pytest.raises(CorpusFormatError, match=message) as error:
+        read_sentences(path, "jsonl")
+    one_line(error, path, 2)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "JSON with arrays or objects nested more deeply"),
+        (
+            '{"text": "Hi", "entities": [{"start": 0, "end": 1' + "0" * 5000 + ', "label": "x"}]}',
+            "JSON with an integer of 5001 digits, more than Python reads (4300)",
+        ),
+    ],
+)
+def test_json_beyond_pythons_limits_is_one_line(tmp_path: Path, line: str, problem: str):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps({"tokens": ["ok"], "tags": ["O"]}) + "\n" + line + "\n")
+    with pytest.raises(CorpusFormatError) as error:
+        read_sentences(path, "jsonl")
+    assert problem in one_line(error, path, 2)
+
+
+def test_the_token_column_cannot_be_the_tag_column(tmp_path: Path):
+    path = tmp_path / "two.txt"
+    path.write_text("EU B-ORG\nrejects O\n")
+    with pytest.raises(CorpusFormatError) as error:
+        read_sentences(path, "conll", token_column=1)
+    message = one_line(error, path, 1)
+    assert "data.token_column=1 and data.tag_column=-1 are the same column" in message
+    assert "column 1 of the file's 2 columns" in message
+    path.write_text("EU NNP B-ORG\n")
+    with pytest.raises(CorpusFormatError, match="token_column=0 and data.tag_column=-3"):
+        read_sentences(path, "conll", tag_column=-3)

@@ -114,6 +114,37 @@ def test_conll_words_are_read_as_training_reads_them(tmp_path: Path, text, token
     assert sum(line.endswith("B-loc") for line in out) == len(words)
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Paris\n\n#\n\n#tag\n", [["Paris"], ["#"], ["#tag"]]),
+        ("#happy\n\n#sad\n", [["#happy"], ["#sad"]]),  # no other word line at all
+        ("#tag\n\nParis\n", [["#tag"], ["Paris"]]),  # the word line comes later
+        ("# sent_id = 1\n#\tNN\n\nParis\tNNP\n", [["#"], ["Paris"]]),
+        ("Paris NNP B-LOC\n\n# O O\n\n# id 1\n", [["Paris"], ["#"]]),  # '# id 1': no tag
+    ],
+)
+def test_conll_hash_words_stay_words(tmp_path: Path, text: str, words):
+    """'#' and '#tag' alone in a sentence were read as comments and written back untagged."""
+    source = tmp_path / "in.conll"
+    source.write_text(text)
+    tagger = _RecordingTagger()
+    predict_file(tagger, source, tmp_path / "out.conll", format="conll", progress=False)
+    assert tagger.sentences == words
+    out = (tmp_path / "out.conll").read_text().splitlines()
+    tagged = [line for line in out if line.endswith(("\tB-loc", " B-loc", "\tO", " O"))]
+    assert len(tagged) == sum(map(len, words))
+    kept = [line.rsplit(maxsplit=1)[0] if line in tagged else line for line in out]
+    assert kept == text.splitlines()
+
+
+def test_conll_empty_token_is_refused(tmp_path: Path):
+    source = tmp_path / "in.conll"
+    source.write_text("Paris\tNNP\n\tNN\n")
+    with pytest.raises(DataError, match=r"in\.conll, line 2: the token \(column 0\) is empty"):
+        predict_file(_RecordingTagger(), source, tmp_path / "out", format="conll")
+
+
 def test_conll_without_the_token_column_names_the_line(tmp_path: Path):
     source = tmp_path / "in.conll"
     source.write_text("Paris\tB-LOC\n\nis\n")

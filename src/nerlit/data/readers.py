@@ -14,10 +14,12 @@ import csv
 import functools
 import gzip
 import io
+import itertools
 import json
 import logging
 import re
 import string
+import sys
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -51,7 +53,15 @@ _BLANK = string.whitespace
 #: CoNLL-U's document marker, ``# newdoc`` or ``# newdoc id = ...``
 _NEWDOC = re.compile(r"#\s*newdoc(\s|=|$)")
 _COLUMN_SPACES = re.compile(f"[{re.escape(_BLANK)}]+")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: ``\r\r\n`` first: a Windows file converted to Windows line ends once more (see read_lines)
+_LINE_BREAK = re.compile(r"\r\r\n|\r\n|\r|\n")
+#: bytes that are not UTF-8, as the ``surrogateescape`` error handler decodes them
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+#: a character that took more than one byte of valid UTF-8 (anything non-ASCII but an escape)
+_MULTIBYTE_CHAR = re.compile("[^\x00-\x7f\udc80-\udcff]")
+#: a byte order mark: at the start of a file it names the encoding; anywhere else it is the
+#: start of a second file pasted on (``cat a.txt b.txt``), not text
+_BOM_CHAR = "\ufeff"
 
 
 def corpus_path(path: str | Path) -> Path:
@@ -99,19 +109,84 @@ def _chosen_codec(head: bytes, encoding: str | None, name: str) -> str | None:
     return encoding
 
 
-def _fallback_codec(path: Path) -> str:
-    """The first of :data:`_FALLBACKS` that decodes the whole file (latin-1 decodes any byte)."""
-    for codec in _FALLBACKS[:-1]:
-        decoder = codecs.getincrementaldecoder(codec)()
+def _fallback_codec(path: Path, name: str, option: str) -> str:
+    """UTF-8 if the whole file decodes as UTF-8; else the first of :data:`_FALLBACKS` that does
+    (latin-1 decodes any byte).
+
+    A file that holds valid multi-byte UTF-8 characters *and* bytes that are not UTF-8 is no
+    other encoding's file: it is UTF-8 with a stray byte (a line pasted from a cp1252 editor).
+    Reading it all as cp1252 would turn every "Zürich" into "ZÃ¼rich" to save one byte, so it
+    is an error naming the byte and its line instead.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    bad, multibyte = 0, False
+    with _open_binary(path) as raw:
+        while True:
+            chunk = raw.read(1 << 20)
+            text = decoder.decode(chunk, final=not chunk)
+            bad += len(_ESCAPED_BYTE.findall(text))
+            multibyte = multibyte or bool(_MULTIBYTE_CHAR.search(text))
+            if not chunk:
+                break
+    if not bad:
+        return "utf-8"
+    if multibyte:
+        raise _stray_bytes(path, name, option, bad)
+    codec = _FALLBACKS[-1]
+    for candidate in _FALLBACKS[1:-1]:
+        decoder = codecs.getincrementaldecoder(candidate)()
         with _open_binary(path) as raw:
             try:
                 while chunk := raw.read(1 << 20):
                     decoder.decode(chunk)
                 decoder.decode(b"", final=True)
-                return codec
+                codec = candidate
+                break
             except UnicodeDecodeError:
                 pass
-    return _FALLBACKS[-1]
+    with _open_binary(path) as raw:
+        line, _, byte, _ = _first_bad_byte(raw.read(), "utf-8") or (0, 0, 0, "")
+    log.warning(
+        "%s is not UTF-8 (byte 0x%02x at line %d%s) and holds no UTF-8 character: reading it "
+        "as %s (set %s)",
+        name,
+        byte,
+        line,
+        f", and {bad - 1} more" if bad > 1 else "",
+        codec,
+        option,
+    )
+    return codec
+
+
+def _first_bad_byte(data: bytes, codec: str) -> tuple[int, int, int, str] | None:
+    """(line, column, byte, reason) of the first byte of ``data`` that ``codec`` cannot decode,
+    lines counted by :data:`_LINE_BREAK`, the rule :func:`read_lines` splits by."""
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError as error:
+        before = _LINE_BREAK.split(data[: error.start].decode(codec, errors="replace"))
+        return len(before), len(before[-1]) + 1, data[error.start], error.reason
+    return None
+
+
+def _stray_bytes(path: Path, name: str, option: str, bad: int) -> CorpusFormatError:
+    """The error for a UTF-8 file with ``bad`` bytes that are not UTF-8 (see _fallback_codec)."""
+    with _open_binary(path) as raw:
+        data = raw.read()
+    line, column, byte, _ = _first_bad_byte(data, "utf-8") or (None, 0, 0, "")
+    example = _MULTIBYTE_CHAR.search(data.decode("utf-8", errors="surrogateescape"))
+    as_cp1252 = bytes([byte]).decode("cp1252", errors="replace")
+    reads = f", {as_cp1252!r} in cp1252" if as_cp1252 != "\ufffd" else ""
+    others = f", and {bad - 1} more bytes that are not UTF-8" if bad > 1 else ""
+    return CorpusFormatError(
+        name,
+        line,
+        f"byte 0x{byte:02x} at column {column} is not UTF-8{reads}, though the rest of the file "
+        f"is UTF-8 (it holds characters such as {example.group() if example else ''!r}){others}",
+        "one encoding per file: fix the byte (save the line as UTF-8), or set "
+        f"{option}=cp1252 if the whole file is cp1252",
+    )
 
 
 def _undecodable(
@@ -125,17 +200,33 @@ def _undecodable(
     )
     if path is not None:
         with _open_binary(path) as raw:
-            data = raw.read()
-        try:
-            data.decode(codec)
-        except UnicodeDecodeError as error:
-            before = _LINE_BREAK.split(data[: error.start].decode(codec, errors="replace"))
-            problem = (
-                f"byte 0x{data[error.start]:02x} at column {len(before[-1]) + 1} is not {codec} "
-                f"({error.reason})"
-            )
-            return CorpusFormatError(name, len(before), problem, expected)
+            found = _first_bad_byte(raw.read(), codec)
+        if found is not None:
+            line, column, byte, reason = found
+            problem = f"byte 0x{byte:02x} at column {column} is not {codec} ({reason})"
+            return CorpusFormatError(name, line, problem, expected)
     return CorpusFormatError(name, None, f"not {codec} text at line {after + 1} or later", expected)
+
+
+def _check_line(line: str, name: str, number: int, option: str) -> None:
+    """Characters no line of text holds: NUL (UTF-16 or UTF-32 read without its byte order
+    mark) and a byte order mark after the file's start (two files concatenated)."""
+    if "\x00" in line:
+        raise CorpusFormatError(
+            name,
+            number,
+            "NUL characters: the file looks like UTF-16 or UTF-32 without a byte order mark",
+            f"text without NUL characters; for UTF-16 or UTF-32 set "
+            f"{option}=utf-16-le (or utf-16-be, utf-32-le, utf-32-be)",
+        )
+    if _BOM_CHAR in line:
+        raise CorpusFormatError(
+            name,
+            number,
+            f"a byte order mark (U+FEFF) inside the file, at column {line.index(_BOM_CHAR) + 1} "
+            "(two files concatenated?)",
+            "a byte order mark only at the very start of a file; remove it",
+        )
 
 
 def read_lines(
@@ -146,13 +237,13 @@ def read_lines(
     - Bytes are decoded before they are split, so UTF-16 and UTF-32 split where their own line
       breaks are. A byte order mark (UTF-8, UTF-16, UTF-32) picks the encoding and is not text.
     - ``encoding=None``: UTF-8; a file that is not valid UTF-8 is read as cp1252, or as latin-1
-      where cp1252 leaves a byte undefined (logged). An encoding that fails names the line,
+      where cp1252 leaves a byte undefined (logged), unless it is UTF-8 but for a few bytes (an
+      error naming the first, see :func:`_fallback_codec`). An encoding that fails names the line,
       the column and the byte, and ``option``, the setting that fixes it.
     - Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old Mac files), and nowhere else: U+2028,
       U+0085 and the other characters ``str.splitlines()`` breaks at are text (cp1252's 0x85 is
       an ellipsis). A final line break ends the last line; it starts no empty one.
     - Gzip is read by a ``.gz`` name or the gzip magic number; a broken one is named.
-    - NUL characters stop the read: they mean UTF-16 or UTF-32 without a byte order mark.
 
     ``source``: a path (``~`` expanded), or a binary stream such as ``sys.stdin.buffer``, read
     once and left open (``encoding=None`` then means UTF-8).
@@ -178,29 +269,32 @@ def read_lines(
     try:
         with opened as raw:
             codec = _chosen_codec(raw.peek(4)[:4], encoding, name) or (
-                _fallback_codec(path) if path is not None else "utf-8"
+                _fallback_codec(path, name, option) if path is not None else "utf-8"
             )
-            if path is not None and encoding is None and codec in _FALLBACKS[1:]:
-                log.warning("%s is not valid UTF-8; reading it as %s (set %s)", name, codec, option)
             text = io.TextIOWrapper(raw, encoding=codec, newline="")
+            doubled, lone_cr = 0, False
             try:
-                for number, line in enumerate(text, start=1):  # noqa: B007 - read in the except
-                    line = line.rstrip("\r\n")
-                    if "\x00" in line:
-                        raise CorpusFormatError(
-                            name,
-                            number,
-                            "NUL characters: the file looks like UTF-16 or UTF-32 without a "
-                            "byte order mark",
-                            f"text without NUL characters; for UTF-16 or UTF-32 set "
-                            f"{option}=utf-16-le (or utf-16-be, utf-32-le, utf-32-be)",
-                        )
+                for raw_line in text:
+                    if lone_cr and raw_line == "\r\n":  # the rest of a \r\r\n line end
+                        doubled, lone_cr = doubled + 1, False
+                        continue
+                    lone_cr = raw_line.endswith("\r")
+                    number += 1
+                    line = raw_line.rstrip("\r\n")
+                    _check_line(line, name, number, option)
                     yield number, line
             finally:
                 if path is None:
                     text.detach()  # the stream is the caller's to close
                 else:
                     text.close()
+            if doubled:
+                log.warning(
+                    "%s: %d lines end in \\r\\r\\n (a Windows file converted to Windows line "
+                    "ends again); each is read as one line end",
+                    name,
+                    doubled,
+                )
     except UnicodeDecodeError:
         raise _undecodable(path, name, codec, option, number) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
@@ -274,18 +368,33 @@ def conll_columns(line: str) -> list[str]:
     return _COLUMN_SPACES.split(text.lstrip(_BLANK))
 
 
-def _is_comment(fields: list[str], reference: list[str] | None, tag_column: int | None) -> bool:
+def _is_comment(
+    fields: list[str],
+    reference: list[str] | None,
+    tag_column: int | None,
+    nearby: list[str] | None = None,
+) -> bool:
     """Whether a ``#`` line before a sentence's first word is a comment (CoNLL-U's
     ``# sent_id = 1``) rather than the word ``#``: it is a word line when it has as many columns
     as that first word line (``reference``) and, where the tag column is known, a valid tag.
-    With neither (a block of ``#`` lines alone, read without tags) it is a comment."""
+
+    Without a tag column (``nerlit predict``'s input, which may have no tags) a sentence of
+    ``#`` lines alone (``#``, ``#hashtag``) is compared with ``nearby``, the file's nearest word
+    line, so that words stay words; where that line ends in a tag (a gold file), so must a word
+    line. With no word line in the whole file, one column is a word and more are a comment.
+    """
     if reference is not None and len(fields) != len(reference):
         return True
-    if tag_column is None:
-        return reference is None
-    if not -len(fields) <= tag_column < len(fields):
+    if tag_column is not None:
+        if not -len(fields) <= tag_column < len(fields):
+            return True
+        return not check_tag(fields[tag_column])
+    reference = reference or nearby
+    if reference is None:
+        return len(fields) > 1
+    if len(fields) != len(reference):
         return True
-    return not check_tag(fields[tag_column])
+    return len(reference) > 1 and check_tag(reference[-1]) and not check_tag(fields[-1])
 
 
 def _settle(
@@ -294,17 +403,22 @@ def _settle(
     tag_column: int | None,
     document: str | None,
     name: str,
+    nearby: list[str] | None,
 ) -> Generator[ConllBlock, None, tuple[int, list[str], list[list[str]], str | None]]:
     """Yield the leading comments of ``pending`` ``#`` lines as blocks; return the rest, which
     from the first word line on are words of the sentence, as (start, lines, columns), and the
     document then open (a ``# newdoc`` comment among them starts one)."""
-    while pending and _is_comment(pending[0][2], reference, tag_column):
+    while pending and _is_comment(pending[0][2], reference, tag_column, nearby):
         number, line, _ = pending.pop(0)
         if _NEWDOC.match(line):
             document = f"{name}:{number}"
         yield ConllBlock(number, [line], [], document)
     rest = (pending[0][0] if pending else 0), [p[1] for p in pending], [p[2] for p in pending]
     return (*rest, document)
+
+
+def _is_word(fields: list[str]) -> bool:
+    return bool(fields) and fields[0] != "-DOCSTART-"
 
 
 def conll_blocks(
@@ -318,26 +432,38 @@ def conll_blocks(
     Blocks before the first marker (all of them in a file without one) have no document, since
     where their documents begin and end is unknown. ``#`` lines before a
     sentence's first word are comments or words as :func:`_is_comment` decides (``tag_column``:
-    where a tag is, when the lines have one).
+    where a tag is, when the lines have one). Without one, the lines before the file's first
+    word line that does not start with ``#`` are held until it is read, to compare with it.
     """
+    lines = iter(lines)
+    nearby: list[str] | None = None  # the last word line read, or the first one to come
+    head: list[tuple[int, str]] = []
+    if tag_column is None:
+        for number, line in lines:
+            head.append((number, line))
+            fields = conll_columns(line)
+            if _is_word(fields) and not fields[0].startswith("#"):
+                nearby = fields
+                break
     document: str | None = None
     start, block, columns = 0, [], []
     pending: list[tuple[int, str, list[str]]] = []  # '#' lines before a first word, undecided
-    for number, line in lines:
+    for number, line in itertools.chain(head, lines):
         fields = conll_columns(line)
-        is_word = bool(fields) and fields[0] != "-DOCSTART-"
+        is_word = _is_word(fields)
         if is_word and not block and fields[0].startswith("#"):
             pending.append((number, line, fields))
             continue
         if pending:
             reference = fields if is_word else None
-            settled = yield from _settle(pending, reference, tag_column, document, name)
+            settled = yield from _settle(pending, reference, tag_column, document, name, nearby)
             start, block, columns, document = settled
             pending = []
         if is_word:
             start = start if block else number
             block.append(line)
             columns.append(fields)
+            nearby = fields
             continue
         if block:  # a marker right after a word line still ends that sentence
             yield ConllBlock(start, block, columns, document)
@@ -347,7 +473,7 @@ def conll_blocks(
         yield ConllBlock(number, [line], [], document)
     if pending:
         start, block, columns, document = yield from _settle(
-            pending, None, tag_column, document, name
+            pending, None, tag_column, document, name, nearby
         )
     if block:
         yield ConllBlock(start, block, columns, document)
@@ -363,6 +489,38 @@ def conll_field(fields: list[str], column: int, path: str | Path, number: int) -
             f"no column {column}",
             f"token_column and tag_column within the line's {len(fields)} columns",
         ) from None
+
+
+def conll_word(fields: list[str], column: int, path: str | Path, number: int) -> str:
+    """The word in ``column``, which must hold one: a tab-separated line can leave it empty
+    (``\tB-PER``), and an empty word would be trained on, or tagged, as if it were one."""
+    word = conll_field(fields, column, path, number)
+    if not word:
+        raise CorpusFormatError(
+            path,
+            number,
+            f"the token (column {column}) is empty",
+            "a token with a character other than whitespace in every word line; give the "
+            "word, or delete the line",
+        )
+    return word
+
+
+def _check_columns(
+    fields: list[str], token_column: int, tag_column: int, path: Path, number: int
+) -> None:
+    """The token and tag columns must be two columns of the file's first word line: one column
+    named by both (``data.token_column=1`` on a two-column file) would train on tags as words."""
+    n = len(fields)
+    if -n <= token_column < n and -n <= tag_column < n and token_column % n == tag_column % n:
+        raise CorpusFormatError(
+            path,
+            number,
+            f"data.token_column={token_column} and data.tag_column={tag_column} are the same "
+            f"column (column {token_column % n} of the file's {n} columns, counted from 0)",
+            "two different columns: set data.token_column to the words' column and "
+            "data.tag_column to the tags'",
+        )
 
 
 def read_conll_file(
@@ -387,10 +545,12 @@ def read_conll_file(
                     f"{len(fields)} columns",
                     f"{max(n_cols, 2)} columns (token ... tag) like the first line",
                 )
+            if not sentences and not words:  # the file's first word line
+                _check_columns(fields, token_column, tag_column, path, number)
             tags.append(
                 _check_tag(conll_field(fields, tag_column, path, number), scheme, path, number)
             )
-            words.append(conll_field(fields, token_column, path, number))
+            words.append(conll_word(fields, token_column, path, number))
         if words:
             sentences.append(
                 Sentence(tuple(words), tuple(tags), f"{path.name}:{block.start}", block.document)
@@ -417,11 +577,43 @@ def _is_offset(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: a lone UTF-16 surrogate, which JSON can write (``"\\ud800"``) but which is no character:
+#: no tokenizer can encode it and no UTF-8 file can hold it
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_PROBLEM = "a lone surrogate (a \\ud800-\\udfff escape without its pair)"
+_SURROGATE_FIX = (
+    "valid Unicode: a character beyond U+FFFF is a pair of escapes (\\ud83d\\ude00 for an "
+    "emoji), never one alone; fix the program that wrote the file"
+)
+
+
+def _token_problem(token: str) -> tuple[str, str] | None:
+    """(what, expected) that makes a non-blank ``token`` unusable as a word, if anything. Every
+    word is written back one per line (a run's ``predictions.conll``), so a line break in it
+    would split it, and ``-DOCSTART-`` there is CoNLL's document marker, which ends the
+    sentence when read back."""
+    if "\n" in token or "\r" in token:
+        return (
+            "a line break (\\n or \\r) inside a token",
+            "tokens without line breaks: split the token there, or remove the break",
+        )
+    if token == "-DOCSTART-":
+        return (
+            "'-DOCSTART-' is CoNLL's document marker, not a word",
+            'the marker out of the tokens; a record\'s "document" key names its document',
+        )
+    if _SURROGATE.search(token):
+        return _SURROGATE_PROBLEM, _SURROGATE_FIX
+    return None
+
+
 def _label_problem(label: object) -> str | None:
     """What is wrong with an entity's ``label`` as an entity type, if anything: it becomes the
     tags ``B-label``/``I-label``, so it must be a non-empty word that is not itself a tag."""
     if not isinstance(label, str) or not label:
         return f"'label' must be an entity type (a non-empty string), got {label!r}"
+    if _SURROGATE.search(label):
+        return f"'label' {label!r} holds {_SURROGATE_PROBLEM}"
     if label.split() != [label]:
         return f"'label' {label!r} holds whitespace; an entity type is one word"
     if label == "O":
@@ -476,8 +668,8 @@ def _entity_tags(
 def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sentence:
     """One record, every value checked: whatever is not used as written is an error."""
 
-    def fail(problem: str) -> CorpusFormatError:
-        return CorpusFormatError(path, number, problem, _JSONL_FORMS)
+    def fail(problem: str, expected: str = _JSONL_FORMS) -> CorpusFormatError:
+        return CorpusFormatError(path, number, problem, expected)
 
     if not isinstance(record, dict):
         raise fail(f"the line is a JSON {_JSON_KINDS.get(type(record), 'value')}, not an object")
@@ -496,6 +688,8 @@ def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sen
     document = record.get("document")
     if isinstance(document, bool) or not isinstance(document, (str, int, type(None))):
         raise fail(f"'document' must be a string or an integer, got {document!r}")
+    if isinstance(document, str) and _SURROGATE.search(document):
+        raise fail(f"'document' holds {_SURROGATE_PROBLEM}", _SURROGATE_FIX)
     document = None if document is None else str(document)
     if form == "tokens":
         words, tags = record["tokens"], record.get("tags")
@@ -507,18 +701,43 @@ def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sen
                     f"token {index} is {word!r}: tokens must be strings with a character other "
                     "than whitespace"
                 )
+            if problem := _token_problem(word):
+                raise fail(f"token {index} is {word!r}: {problem[0]}", problem[1])
         for tag in tags:
             _check_tag(tag, scheme, path, number)
+            if isinstance(tag, str) and _SURROGATE.search(tag):
+                raise fail(f"tag {tag!r} holds {_SURROGATE_PROBLEM}", _SURROGATE_FIX)
     else:
         text, entities = record["text"], record.get("entities", [])
         if not isinstance(text, str) or not isinstance(entities, list):
             raise fail("'text' must be a string and 'entities' a list")
+        if found := _SURROGATE.search(text):
+            raise fail(
+                f"'text' holds {_SURROGATE_PROBLEM} at character {found.start()}", _SURROGATE_FIX
+            )
         words, tags = _entity_tags(text, entities, fail)  # B-/I- of checked types: any scheme
     return Sentence(tuple(words), tuple(tags), f"{path.name}:{number}", document)
 
 
 class DuplicateKeyError(ValueError):
     """A JSON object that names a key twice."""
+
+
+class JsonLimitError(ValueError):
+    """JSON that is valid but beyond what Python reads: nested too deeply for its recursion
+    limit, or an integer of more digits than ``sys.get_int_max_str_digits()``."""
+
+
+def _json_int(digits: str) -> int:
+    """``int``, with the too-many-digits error a :class:`JsonLimitError` that says so plainly
+    (Python's own points at ``sys.set_int_max_str_digits``, no fix for a data file)."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise JsonLimitError(
+            f"an integer of {len(digits.lstrip('-'))} digits, more than Python reads "
+            f"({sys.get_int_max_str_digits()})"
+        ) from None
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
@@ -533,8 +752,16 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 def load_json(text: str | bytes) -> object:
     """``json.loads``, refusing an object with a repeated key (``{"tags": [...], "tags": [...]}``):
     the json module keeps the last value and drops the other without a word, and which one the
-    writer meant is unknowable. Raises :class:`DuplicateKeyError` (a ``ValueError``)."""
-    return json.loads(text, object_pairs_hook=_unique_keys)
+    writer meant is unknowable. Raises :class:`DuplicateKeyError` (a ``ValueError``), and
+    :class:`JsonLimitError` (also one) where Python's json would raise ``RecursionError``, which
+    is no ``ValueError`` and would escape every caller's handling of bad JSON."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_json_int)
+    except RecursionError:
+        raise JsonLimitError(
+            f"arrays or objects nested more deeply than Python reads (about "
+            f"{sys.getrecursionlimit()} levels)"
+        ) from None
 
 
 def read_jsonl_file(
@@ -562,6 +789,10 @@ def read_jsonl_file(
         except DuplicateKeyError as error:
             raise CorpusFormatError(
                 path, number, str(error), "give each key once per object"
+            ) from None
+        except JsonLimitError as error:
+            raise CorpusFormatError(
+                path, number, f"JSON with {error}", f"one JSON object per line: {_JSONL_FORMS}"
             ) from None
         sentences.append(_jsonl_sentence(path, number, record, scheme))
     if not sentences:
@@ -624,6 +855,14 @@ def read_gmb_file(
                 path, line, "the first row has no 'Sentence #'", "'Sentence: 1'"
             )
         tags.append(_check_tag(row[tag_col].strip(), scheme, path, line, "O, B-TYPE or I-TYPE"))
+        if not row[word_col].strip(_BLANK):
+            raise CorpusFormatError(
+                path,
+                line,
+                f"the 'Word' cell is {row[word_col]!r}",
+                "a word with a character other than whitespace in every row; give the word, "
+                "or delete the row",
+            )
         words.append(row[word_col])
     if words:
         sentences.append(Sentence(tuple(words), tuple(tags), current))

@@ -20,7 +20,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nerlit.data.readers import ConllBlock, conll_blocks, conll_field, read_lines
+from nerlit.data.readers import ConllBlock, conll_blocks, conll_word, read_lines
 from nerlit.data.schemes import spans
 from nerlit.data.types import Entity
 from nerlit.errors import OptionError
@@ -184,7 +184,7 @@ def _write_conll(
     """Each word line gets the predicted tag as a new last column, in the line's own separator."""
     sentences = [b for b in blocks if b.columns]
     words = [
-        [conll_field(f, token_column, name, n) for n, f in enumerate(b.columns, start=b.start)]
+        [conll_word(f, token_column, name, n) for n, f in enumerate(b.columns, start=b.start)]
         for b in sentences
     ]
     tags = iter(tagger.predict_tags(words, [b.document for b in sentences]))
