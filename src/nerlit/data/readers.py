@@ -109,6 +109,19 @@ def _chosen_codec(head: bytes, encoding: str | None, name: str) -> str | None:
     return encoding
 
 
+def _decodes(path: Path, codec: str) -> bool:
+    """Whether the whole file decodes as ``codec``, read in blocks."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    with _open_binary(path) as raw:
+        try:
+            while chunk := raw.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
 def _fallback_codec(path: Path, name: str, option: str) -> str:
     """UTF-8 if the whole file decodes as UTF-8; else the first of :data:`_FALLBACKS` that does
     (latin-1 decodes any byte).
@@ -118,6 +131,8 @@ def _fallback_codec(path: Path, name: str, option: str) -> str:
     Reading it all as cp1252 would turn every "Zürich" into "ZÃ¼rich" to save one byte, so it
     is an error naming the byte and its line instead.
     """
+    if _decodes(path, "utf-8"):
+        return "utf-8"
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
     bad, multibyte = 0, False
     with _open_binary(path) as raw:
@@ -128,22 +143,9 @@ def _fallback_codec(path: Path, name: str, option: str) -> str:
             multibyte = multibyte or bool(_MULTIBYTE_CHAR.search(text))
             if not chunk:
                 break
-    if not bad:
-        return "utf-8"
     if multibyte:
         raise _stray_bytes(path, name, option, bad)
-    codec = _FALLBACKS[-1]
-    for candidate in _FALLBACKS[1:-1]:
-        decoder = codecs.getincrementaldecoder(candidate)()
-        with _open_binary(path) as raw:
-            try:
-                while chunk := raw.read(1 << 20):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-                codec = candidate
-                break
-            except UnicodeDecodeError:
-                pass
+    codec = next((c for c in _FALLBACKS[1:-1] if _decodes(path, c)), _FALLBACKS[-1])
     with _open_binary(path) as raw:
         line, _, byte, _ = _first_bad_byte(raw.read(), "utf-8") or (0, 0, 0, "")
     log.warning(
@@ -208,9 +210,10 @@ def _undecodable(
     return CorpusFormatError(name, None, f"not {codec} text at line {after + 1} or later", expected)
 
 
-def _check_line(line: str, name: str, number: int, option: str) -> None:
-    """Characters no line of text holds: NUL (UTF-16 or UTF-32 read without its byte order
-    mark) and a byte order mark after the file's start (two files concatenated)."""
+def _refuse_line(line: str, name: str, number: int, option: str) -> None:
+    """The error for a line with a character no line of text holds: NUL (UTF-16 or UTF-32 read
+    without its byte order mark) or a byte order mark after the file's start (two files
+    concatenated)."""
     if "\x00" in line:
         raise CorpusFormatError(
             name,
@@ -281,7 +284,8 @@ def read_lines(
                     lone_cr = raw_line.endswith("\r")
                     number += 1
                     line = raw_line.rstrip("\r\n")
-                    _check_line(line, name, number, option)
+                    if "\x00" in line or _BOM_CHAR in line:
+                        _refuse_line(line, name, number, option)
                     yield number, line
             finally:
                 if path is None:
@@ -417,10 +421,6 @@ def _settle(
     return (*rest, document)
 
 
-def _is_word(fields: list[str]) -> bool:
-    return bool(fields) and fields[0] != "-DOCSTART-"
-
-
 def conll_blocks(
     lines: Iterable[tuple[int, str]], name: str, tag_column: int | None = None
 ) -> Iterator[ConllBlock]:
@@ -442,7 +442,7 @@ def conll_blocks(
         for number, line in lines:
             head.append((number, line))
             fields = conll_columns(line)
-            if _is_word(fields) and not fields[0].startswith("#"):
+            if fields and fields[0] != "-DOCSTART-" and not fields[0].startswith("#"):
                 nearby = fields
                 break
     document: str | None = None
@@ -450,7 +450,7 @@ def conll_blocks(
     pending: list[tuple[int, str, list[str]]] = []  # '#' lines before a first word, undecided
     for number, line in itertools.chain(head, lines):
         fields = conll_columns(line)
-        is_word = _is_word(fields)
+        is_word = bool(fields) and fields[0] != "-DOCSTART-"
         if is_word and not block and fields[0].startswith("#"):
             pending.append((number, line, fields))
             continue
