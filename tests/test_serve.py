@@ -31,6 +31,8 @@ from tests.test_extras import blocker
 
 MAX_TEXTS = 8
 MAX_CHARS = 300
+#: seconds a connection may take to send a request head (the server's header_timeout)
+HEADER_TIMEOUT = 2
 #: no proxy for 127.0.0.1, whatever the environment says
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -92,6 +94,7 @@ def server(ckpt: Path, tmp_path_factory) -> Iterator[Server]:
         "precision=fp32",
         # the first request of a batch waits for the others: concurrent clients share batches
         "batch_timeout=0.1",
+        f"header_timeout={HEADER_TIMEOUT}",
     ]
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT)
@@ -215,6 +218,8 @@ def test_concurrent_clients_each_get_their_own_results_in_order(server, tagger):
         ("/predict", {"texts": ["ok", "a" * (MAX_CHARS + 1)]}, None, 413, "texts[1] has"),
         ("/predict", {"texts": [["a" * MAX_CHARS, "b"]]}, None, 413, "max_chars"),
         ("/predict", {"texts": ["\ud800"]}, None, 422, "surrogate"),
+        ("/predict", b"[" * 15_000 + b"]" * 15_000, None, 400, "nest"),
+        ("/predict", b'{"texts": ' + b"[" * 30_000, None, 400, "nest"),
         ("/predict", None, "GET", 405, "Method Not Allowed"),
         ("/predictions", {"texts": ["a"]}, None, 404, "Not Found"),
     ],
@@ -274,7 +279,16 @@ def test_after_a_batch_of_n_requests_the_next_batch_waits_for_n_to_come_back():
 
 @pytest.mark.parametrize(
     "key, value",
-    [("refill_timeout", -0.01), ("refill_timeout", True), ("batch_timeout", "soon"), ("port", -1)],
+    [
+        ("refill_timeout", -0.01),
+        ("refill_timeout", True),
+        ("batch_timeout", "soon"),
+        ("port", -1),
+        ("port", 70000),
+        ("header_timeout", 0),
+        ("max_headers", 0),
+        ("max_header_bytes", 10),
+    ],
 )
 def test_a_bad_server_option_is_one_line_naming_the_key(key, value):
     from nerlit.errors import ConfigError
@@ -343,3 +357,114 @@ def test_without_the_serve_extra_it_names_the_pip_line_and_imports_no_server_pac
     assert result.returncode != 0
     assert 'nerlit serve needs the serve extra: pip install "nerlit[serve]"' in result.stderr
     assert "imported" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_health_names_the_model_but_not_its_path(server, ckpt):
+    status, body = server.call("/health")
+    assert status == 200 and body["model"] == ckpt.name and body["labels"]
+    assert str(ckpt.parent) not in json.dumps(body)
+
+
+def _connect(server: Server) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5)
+    sock.settimeout(1.0)
+    return sock
+
+
+def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> float | None:
+    """Seconds until the server closes ``sock`` (None: still open after ``seconds``), sending
+    one byte of ``trickle`` every 0.5 s meanwhile, as a slowloris client does."""
+    started = time.monotonic()
+    for i in range(int(seconds / 0.5) + 1):
+        try:
+            if i < len(trickle):
+                sock.sendall(trickle[i : i + 1])
+            sock.settimeout(0.5)
+            if sock.recv(4096) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:  # reset: closed too
+            return time.monotonic() - started
+    return None
+
+
+def test_partial_and_trickled_request_heads_are_closed_after_header_timeout(server):
+    """Slowloris: uvicorn timed out neither a connection that sends nothing nor one that sends a
+    header byte every 0.5 s (each byte reset its keep-alive timer)."""
+    idle = _connect(server)
+    partial, trickled = _connect(server), _connect(server)
+    try:
+        partial.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 100
+        bound = HEADER_TIMEOUT + 4
+        for sock, trickle in ((idle, b""), (partial, b""), (trickled, head)):
+            took = _closed_within(sock, bound, trickle)
+            assert took is not None, f"still open after {bound} s"
+        # a kept-alive connection gets the same deadline for its next request head
+        with _connect(server) as alive:
+            alive.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            alive.settimeout(5)
+            assert alive.recv(4096).startswith(b"HTTP/1.1 200")
+            alive.sendall(b"GET /health HTTP/1.1\r\n")
+            assert _closed_within(alive, bound, b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaa") is not None
+    finally:
+        for sock in (idle, partial, trickled):
+            sock.close()
+    assert server.call("/health")[0] == 200
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """What the server sent before closing (b"" if it reset the connection first)."""
+    sock.settimeout(5)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ([b"X-Big: " + b"a" * 2_000_000], b"max_header_bytes"),
+        ([b"X-H%d: v" % i for i in range(2_000)], b"max_header"),
+        ([b"X-H%d: v" % i for i in range(150)], b"max_headers"),
+    ],
+    ids=["2MB header", "2000 headers", "150 headers"],
+)
+def test_oversized_request_heads_are_refused(server, headers, says):
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(h + b"\r\n" for h in headers)
+    with _connect(server) as sock:
+        try:
+            for start in range(0, len(head) + 4, 65536):
+                sock.sendall((head + b"\r\n")[start : start + 65536])
+        except OSError:  # refused and closed while we were still sending
+            pass
+        answer = _answer(sock)
+    assert not answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    if answer:
+        assert answer.startswith(b"HTTP/1.1 431") and says in answer, answer[:300]
+    assert server.call("/health")[0] == 200
+
+
+def test_a_batch_never_holds_more_than_max_batch_size_texts_unless_one_request_does():
+    """62 waiting texts and a 256-text request made one batch of 318 with max_batch_size=64."""
+    batches = []
+
+    def predict(texts: list) -> list:
+        batches.append(len(texts))
+        return [[t] for t in texts]
+
+    batcher = Batcher(predict, max_batch_size=64)
+    sizes = [62, 256, 2, 30, 30, 10, 64, 1]
+    futures = [batcher.submit([f"t{n}-{i}" for i in range(n)]) for n in sizes]
+    batcher.start()
+    try:
+        for n, future in zip(sizes, futures):
+            assert len(future.result(10)) == n
+    finally:
+        batcher.stop()
+    assert batches == [62, 256, 2 + 30 + 30, 10, 64, 1]

@@ -52,6 +52,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
@@ -103,6 +104,10 @@ class Limits:
 
     max_texts: int = 256
     max_chars: int = 10_000
+    #: headers per request (Python's http.client reads at most 100 too)
+    max_headers: int = 100
+    #: seconds a request's body may take to arrive whole
+    body_timeout: float = 60.0
 
     @property
     def max_body_bytes(self) -> int:
@@ -119,6 +124,10 @@ def parse_request(body: bytes, limits: Limits) -> list[TextInput]:
         raise RequestError(422, f"{error}: give each field once") from None
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both
         raise RequestError(400, f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # [[[[...]]]] 100,000 deep: no request of texts nests like that
+        raise RequestError(
+            400, 'the body nests too deeply to parse: it must be {"texts": [...]}'
+        ) from None
     if not isinstance(payload, dict) or "texts" not in payload:
         raise RequestError(422, 'the body must be a JSON object {"texts": [...]}')
     unknown = sorted(set(payload) - {"texts"})
@@ -229,6 +238,8 @@ class Batcher:
         self._last_requests = 0  # requests answered by the last batch
         self.stats = BatchStats()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # a job that did not fit into the last batch: it starts the next one
+        self._held: _Job | None = None
         self._pending = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="nerlit-batcher", daemon=True)
@@ -266,8 +277,13 @@ class Batcher:
                 self._tag(jobs)
 
     def _collect(self) -> list[_Job] | None:
-        """The first job waiting, and the ones behind it up to ``max_batch_size`` texts."""
-        first = self._queue.get()
+        """The first job waiting, and the ones behind it up to ``max_batch_size`` texts.
+
+        A job that would take the batch past ``max_batch_size`` is held for the next batch
+        (checking only the size before adding it let 62 texts and a 256-text request make one
+        batch of 318); a job larger than ``max_batch_size`` alone is tagged alone, whole.
+        """
+        first, self._held = self._held or self._queue.get(), None
         if first is None:
             return None
         jobs, size = [first], len(first.texts)
@@ -286,6 +302,9 @@ class Batcher:
                 break
             if job is None:  # stop after this batch
                 self._queue.put(None)
+                break
+            if size + len(job.texts) > self.max_batch_size:
+                self._held = job
                 break
             jobs.append(job)
             size += len(job.texts)
@@ -325,7 +344,8 @@ def build_app(batcher: Batcher, limits: Limits, info: dict[str, Any] | None = No
 
     async def predict(request: Request) -> Response:
         try:
-            texts = parse_request(await _read_body(request, limits.max_body_bytes), limits)
+            body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
+            texts = parse_request(body, limits)
             entities = await asyncio.wrap_future(batcher.submit(texts)) if texts else []
         except RequestError as error:
             return _json_response({"detail": error.message}, error.status)
@@ -338,12 +358,104 @@ def build_app(batcher: Batcher, limits: Limits, info: dict[str, Any] | None = No
         assert isinstance(error, HTTPException)  # unknown path (404), wrong method (405)
         return _json_response({"detail": error.detail}, error.status_code, error.headers)
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)],
         exception_handlers={HTTPException: refused},
         # the batcher lives as long as the server: started before the first request is accepted
         lifespan=_lifespan(batcher),
     )
+    return _header_count_limit(app, limits.max_headers)
+
+
+def _header_count_limit(app: Any, max_headers: int) -> Callable[..., Any]:
+    """Refuse a request with more than ``max_headers`` headers (431) before any route runs.
+
+    Neither uvicorn nor Starlette counts headers; 2,000 small ones were parsed and accepted.
+    Their bytes are bounded by the protocol (:func:`guarded_protocol`); this bounds their number.
+    """
+
+    async def guarded(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and len(scope["headers"]) > max_headers:
+            detail = (
+                f"{len(scope['headers'])} request headers; at most {max_headers} (server option "
+                f"max_headers)"
+            )
+            await _json_response({"detail": detail}, 431)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def guarded_protocol(base: type, head_timeout: float, max_head_bytes: int) -> type:
+    """uvicorn's HTTP protocol class ``base`` with a deadline and a size bound on request heads.
+
+    uvicorn (0.3x to 0.55) starts no timer while a connection waits for a request's headers,
+    and resets its keep-alive timer on every byte, so a client sending a partial request, or one
+    header byte every few seconds, held its socket forever (slowloris); its httptools parser
+    takes headers of any size (2 MB was accepted). Here a connection waiting for a request head
+    (new, or after a response) is closed when the whole head has not arrived within
+    ``head_timeout`` seconds, and one whose head passes ``max_head_bytes`` gets 431 and is
+    closed. The body has its own deadline (``Limits.body_timeout``, in the app). A subclass of
+    the class uvicorn itself would choose keeps its parser (httptools, else h11).
+    """
+
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        _head_timer: asyncio.TimerHandle | None = None
+        _head_bytes = 0
+
+        def _awaiting_head(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm_head_deadline(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_bytes = 0
+            self._head_timer = self.loop.call_later(head_timeout, self._head_too_slow)
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if self._awaiting_head() and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._arm_head_deadline()
+
+        def data_received(self, data: bytes) -> None:
+            waiting = self._awaiting_head()
+            before = self.cycle
+            super().data_received(data)
+            if not waiting or self.cycle is not before or self.transport.is_closing():
+                return  # a body, a head now complete, or a refusal by the parser
+            self._head_bytes += len(data)
+            if self._head_bytes > max_head_bytes:
+                detail = json.dumps(
+                    {
+                        "detail": f"request head over {max_head_bytes} bytes (server option "
+                        f"max_header_bytes)"
+                    }
+                ).encode()
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    b"content-type: application/json\r\nconnection: close\r\n"
+                    b"content-length: " + str(len(detail)).encode() + b"\r\n\r\n" + detail
+                )
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().connection_lost(exc)
+
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
+    return Guarded
 
 
 def _lifespan(batcher: Batcher) -> Callable[[Any], contextlib.AbstractAsyncContextManager]:
@@ -356,16 +468,28 @@ def _lifespan(batcher: Batcher) -> Callable[[Any], contextlib.AbstractAsyncConte
     return lifespan
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float = 60.0) -> bytes:
+    """The body, cut off past ``limit`` bytes (413) or ``timeout`` seconds (408): a body sent a
+    byte at a time would otherwise hold its connection and its buffer for ever."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"a body of {declared} bytes; at most {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"a body over {limit} bytes")
-        chunks.append(chunk)
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"a body over {limit} bytes")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+        raise RequestError(
+            408, f"the body did not arrive within {timeout:g} s (server option body_timeout)"
+        ) from None
     return b"".join(chunks)
 
 
@@ -405,13 +529,30 @@ def load_tagger(cfg: DictConfig) -> Tagger:
     return Tagger.load(cfg.ckpt_path, **options)
 
 
+#: integer server options that must be >= 1
+_COUNTS = ("max_texts", "max_chars", "max_batch_size", "max_pending", "max_headers")
+
+
 def _check(cfg: DictConfig) -> None:
-    for key in ("max_texts", "max_chars", "max_batch_size", "max_pending", "port"):
-        if not isinstance(cfg[key], int) or cfg[key] < (0 if key == "port" else 1):
+    """Each server option in range, one line naming the first that is not: ``port=70000`` was
+    wrapped by the socket layer (it listened on 4464 while saying 70000)."""
+
+    def integer(key: str) -> bool:
+        return isinstance(cfg[key], int) and not isinstance(cfg[key], bool)
+
+    for key in _COUNTS:
+        if not integer(key) or cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]!r}: a positive integer")
+    if not integer("max_header_bytes") or cfg.max_header_bytes < 1024:
+        raise ConfigError(f"max_header_bytes={cfg.max_header_bytes!r}: an integer >= 1024 (bytes)")
+    if not integer("port") or not 0 <= cfg.port <= 65535:
+        raise ConfigError(f"port={cfg.port!r}: a TCP port from 0 to 65535 (0: any free port)")
     for key in ("batch_timeout", "refill_timeout"):
         if not isinstance(cfg[key], int | float) or isinstance(cfg[key], bool) or cfg[key] < 0:
             raise ConfigError(f"{key}={cfg[key]!r}: seconds, 0 or more")
+    for key in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+        if not isinstance(cfg[key], int | float) or isinstance(cfg[key], bool) or cfg[key] <= 0:
+            raise ConfigError(f"{key}={cfg[key]!r}: seconds, more than 0")
 
 
 def require_server_packages() -> None:
@@ -442,8 +583,9 @@ def serve(cfg: DictConfig) -> None:
         max_pending=cfg.max_pending,
         refill_timeout=cfg.refill_timeout,
     )
-    limits = Limits(cfg.max_texts, cfg.max_chars)
-    info = {"model": str(cfg.ckpt_path), "labels": tagger.labels}
+    limits = Limits(cfg.max_texts, cfg.max_chars, cfg.max_headers, float(cfg.body_timeout))
+    # the model's name, not its path: /health is public, the server's file layout is not
+    info = {"model": Path(str(cfg.ckpt_path)).expanduser().name, "labels": tagger.labels}
     log.info(
         "serving %s on http://%s:%d (POST /predict, GET /health); batches of up to %d texts",
         cfg.ckpt_path,
@@ -451,6 +593,8 @@ def serve(cfg: DictConfig) -> None:
         cfg.port,
         cfg.max_batch_size,
     )
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
     uvicorn.run(
         build_app(batcher, limits, info),
         host=cfg.host,
@@ -458,6 +602,9 @@ def serve(cfg: DictConfig) -> None:
         log_config=None,  # uvicorn's lines go through the run's logging, as every nerlit line
         log_level=cfg.log_level,
         access_log=cfg.access_log,
+        http=guarded_protocol(AutoHTTPProtocol, cfg.header_timeout, cfg.max_header_bytes),
+        timeout_keep_alive=cfg.keep_alive_timeout,
+        h11_max_incomplete_event_size=cfg.max_header_bytes,  # where h11 is the parser
     )
 
 
