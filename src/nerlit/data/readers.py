@@ -241,12 +241,17 @@ def read_lines(
       breaks are. A byte order mark (UTF-8, UTF-16, UTF-32) picks the encoding and is not text.
     - ``encoding=None``: UTF-8; a file that is not valid UTF-8 is read as cp1252, or as latin-1
       where cp1252 leaves a byte undefined (logged), unless it is UTF-8 but for a few bytes (an
-      error naming the first, see :func:`_fallback_codec`). An encoding that fails names the line,
-      the column and the byte, and ``option``, the setting that fixes it.
+      error naming the first, see :func:`_fallback_codec`). An encoding that fails names the
+      line, the column and the byte, and ``option``, the setting that fixes it.
     - Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old Mac files), and nowhere else: U+2028,
       U+0085 and the other characters ``str.splitlines()`` breaks at are text (cp1252's 0x85 is
       an ellipsis). A final line break ends the last line; it starts no empty one.
+      ``\\r\\r\\n`` is one line end (logged with its count): a Windows file converted to Windows
+      line ends a second time, each of whose lines would otherwise be followed by a blank one
+      that ends every sentence after its first word.
     - Gzip is read by a ``.gz`` name or the gzip magic number; a broken one is named.
+    - A NUL character (UTF-16 or UTF-32 without a byte order mark) or a byte order mark after
+      the file's start (two files concatenated) stops the read, naming the line.
 
     ``source``: a path (``~`` expanded), or a binary stream such as ``sys.stdin.buffer``, read
     once and left open (``encoding=None`` then means UTF-8).
