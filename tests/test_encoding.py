@@ -11,8 +11,11 @@ from nerlit.data.encoding import (
     LengthGroupedBatchSampler,
     SubwordEncoder,
     collate_windows,
+    padded_width,
+    resolve_pad_multiple,
 )
 from nerlit.data.types import Sentence
+from nerlit.errors import DataError
 from nerlit.models.decoding import words_from_windows
 
 LABELS = {"O": 0, "B-per": 1, "I-per": 2, "B-geo": 3, "I-geo": 4}
@@ -117,6 +120,54 @@ def test_token_budget_caps_padded_tokens_and_lets_short_windows_fill_it():
     plain = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3)
     roomy = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3, max_tokens=16 * 101)
     assert list(plain) == list(roomy)
+
+
+def test_padding_to_a_multiple_bounds_the_lengths_an_epoch_sees(cased_tokenizer):
+    """An epoch's distinct padded lengths stay within ceil(limit / multiple); exact padding
+    would give nearly one length per batch (what made cuDNN re-plan at every GPU step)."""
+    import random
+
+    rng = random.Random(0)
+    words = ["Angela", "visited", "Berlin", "with", "NATO", "on", "Monday", "."]
+    drawn = [rng.choices(words, k=rng.randint(1, 60)) for _ in range(400)]
+    sentences = [Sentence(tuple(w), ("O",) * len(w), str(i)) for i, w in enumerate(drawn)]
+    windows = SubwordEncoder(cased_tokenizer, 128).encode(sentences, {"O": 0})
+    lengths = [len(w) for w in windows]
+    for multiple, bound in ((None, None), (16, 8), (32, 4)):
+        sampler = LengthGroupedBatchSampler(
+            lengths, 8, shuffle=True, seed=1, pad_to_multiple_of=multiple, limit=128
+        )
+        widths = {
+            collate_windows([windows[i] for i in batch], 0, multiple, 128)["input_ids"].size(1)
+            for batch in sampler
+        }
+        if bound is None:
+            assert len(widths) > 30, "exact padding: many lengths (the test's premise)"
+        else:
+            assert len(widths) <= bound and all(w % multiple == 0 for w in widths)
+
+
+def test_padded_width_rounds_up_but_never_past_the_window_limit():
+    assert padded_width(33, 32) == 64 and padded_width(32, 32) == 32 and padded_width(5, None) == 5
+    assert padded_width(500, 64, limit=510) == 510, "not past the encoder's window"
+    assert padded_width(520, 64, limit=510) == 520, "a longer window keeps its own length"
+    assert resolve_pad_multiple("auto", "cpu") is None, "exact on a CPU"
+    assert resolve_pad_multiple("auto", "cuda") == 32 and resolve_pad_multiple(8, "cpu") == 8
+    for bad in (0, -8, "x", True, 1.5):
+        try:
+            resolve_pad_multiple(bad, "cpu")
+        except DataError as error:
+            assert "data.pad_to_multiple_of" in str(error)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
+
+
+def test_token_budget_counts_the_rounded_width():
+    lengths = [33] * 100
+    sampler = LengthGroupedBatchSampler(
+        lengths, 100, shuffle=False, max_tokens=640, pad_to_multiple_of=32
+    )
+    assert {len(b) for b in sampler} == {10}, "10 windows padded to 64 fill 640 subwords"
 
 
 def test_token_budget_shards_evenly_across_ranks():

@@ -196,6 +196,11 @@ def _data_rules() -> dict[str, Rule]:
         "batch_size": integer(1),
         "eval_batch_size": integer(1),
         "max_tokens": integer(MIN_WINDOW, null="batches of batch_size windows"),
+        "pad_to_multiple_of": Rule(
+            "an integer >= 1 or auto (exact on a CPU, a multiple of 32 on a GPU)",
+            lambda v: v == "auto" or (_is_int(v) and v >= 1),
+            "exact padding",
+        ),
         "max_length": integer(MIN_WINDOW, null="the encoder's own limit"),
         "stride": integer(0),
         "context": integer(0),
@@ -206,11 +211,15 @@ def _data_rules() -> dict[str, Rule]:
 
 def _model_rules() -> dict[str, Rule]:
     from nerlit.models.decoding import DECODERS
+    from nerlit.models.module import COMPILE_MODES
+    from nerlit.models.network import ATTENTION
 
     return {
         "dropout": number(0, 1, open_high=True),
         "head": one_of(("linear", "crf")),
         "decode": one_of(DECODERS),
+        "attention": one_of(ATTENTION),
+        "compile": one_of(COMPILE_MODES[1:], null="eager"),
     }
 
 

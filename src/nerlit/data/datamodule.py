@@ -20,6 +20,7 @@ from nerlit.data.encoding import (
     SubwordEncoder,
     Window,
     collate_windows,
+    resolve_pad_multiple,
     window_limit,
 )
 from nerlit.data.schemes import iob2_to_bioes
@@ -117,6 +118,7 @@ class NerDataModule(L.LightningDataModule):
         context: int = 0,
         length_grouping: bool = True,
         max_tokens: int | None = None,
+        pad_to_multiple_of: int | str | None = "auto",
         num_workers: int = 0,
         seed: int = 42,
         reference_types: list[str] | None = None,
@@ -159,6 +161,10 @@ class NerDataModule(L.LightningDataModule):
         self.context = context
         self.length_grouping = length_grouping
         self.max_tokens = max_tokens
+        resolve_pad_multiple(pad_to_multiple_of, "cpu")  # a bad value stops here, not mid-run
+        self.pad_to_multiple_of = pad_to_multiple_of
+        #: where batches run when no Trainer is attached (a bare loop sets "cuda")
+        self.device_type = "cpu"
         self.num_workers = num_workers
         self.seed = seed
         self.reference_types = list(reference_types or [])
@@ -286,8 +292,15 @@ class NerDataModule(L.LightningDataModule):
         """Gold IOB2 sentences of a split: what evaluation scores against."""
         return getattr(self.corpus, split)
 
+    def pad_multiple(self) -> int | None:
+        """``pad_to_multiple_of`` resolved for the device the batches run on."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device.type if trainer is not None else self.device_type
+        return resolve_pad_multiple(self.pad_to_multiple_of, device)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         windows = self.windows[split]
+        multiple, limit = self.pad_multiple(), self.window_limit()
         sampler = LengthGroupedBatchSampler(
             [len(w) for w in windows],
             self.batch_size if shuffle else self.eval_batch_size,
@@ -295,11 +308,16 @@ class NerDataModule(L.LightningDataModule):
             seed=self.seed,
             group_by_length=self.length_grouping,
             max_tokens=self.max_tokens,
+            pad_to_multiple_of=multiple,
+            limit=limit,
         )
+        pad_id = self.tokenizer.pad_token_id or 0
         return DataLoader(
             windows,
             batch_sampler=sampler,
-            collate_fn=partial(collate_windows, pad_id=self.tokenizer.pad_token_id or 0),
+            collate_fn=partial(
+                collate_windows, pad_id=pad_id, pad_to_multiple_of=multiple, limit=limit
+            ),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

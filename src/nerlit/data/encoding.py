@@ -23,6 +23,7 @@ from torch.utils.data import Sampler
 from nerlit.data.casing import SPECIAL, word_casing
 from nerlit.data.schemes import split_tag
 from nerlit.data.types import Sentence
+from nerlit.errors import DataError
 
 IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
 
@@ -239,9 +240,54 @@ class SubwordEncoder:
         return windows
 
 
-def collate_windows(windows: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor | int]:
-    """Dynamic padding: each batch is padded only to its own longest window."""
-    width = max(len(w) for w in windows)
+def padded_width(longest: int, multiple: int | None = None, limit: int | None = None) -> int:
+    """A batch's padded length: its longest window rounded up to ``multiple`` (never past
+    ``limit``, the encoder's window, unless the window itself is longer).
+
+    Why round at all: a GPU kernel library plans per shape. With exact padding nearly every
+    length-grouped batch is a new length, and cuDNN's attention built a new plan for each (a
+    BERT-base step took 190 ms instead of 41 on an H200); CUDA graphs and compiled kernels are
+    per shape too. Rounding to a multiple bounds the lengths an epoch sees to
+    ``ceil(limit / multiple)``. On a CPU every padded token is paid for, so ``auto`` keeps
+    exact padding there (``resolve_pad_multiple``).
+    """
+    if not multiple or multiple <= 1:
+        return longest
+    rounded = -(-longest // multiple) * multiple
+    if limit is not None and rounded > limit:
+        return max(longest, limit)
+    return rounded
+
+
+def resolve_pad_multiple(value: int | str | None, device_type: str) -> int | None:
+    """``data.pad_to_multiple_of``: a number, null (exact), or ``auto``: exact on a CPU, where
+    padding costs its full share of arithmetic, and :data:`GPU_PAD_MULTIPLE` on an accelerator,
+    where a bounded set of shapes is what matters (docs/results.md, "Training on a GPU")."""
+    if value is None or value == "auto" and device_type == "cpu":
+        return None
+    if value == "auto":
+        return GPU_PAD_MULTIPLE
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataError(
+            f"data.pad_to_multiple_of={value!r}: expected a whole number of subwords >= 1, "
+            f"null for exact padding, or auto"
+        )
+    return value
+
+
+#: ``auto`` padding on a GPU: BERT-base lengths on GMB stay within a handful of shapes
+GPU_PAD_MULTIPLE = 32
+
+
+def collate_windows(
+    windows: Sequence[Window],
+    pad_id: int,
+    pad_to_multiple_of: int | None = None,
+    limit: int | None = None,
+) -> dict[str, torch.Tensor | int]:
+    """Dynamic padding: each batch is padded to its own longest window (rounded up to
+    ``pad_to_multiple_of`` where given, see :func:`padded_width`)."""
+    width = padded_width(max(len(w) for w in windows), pad_to_multiple_of, limit)
     size = (len(windows), width)
     input_ids = torch.full(size, pad_id, dtype=torch.long)
     attention_mask = torch.zeros(size, dtype=torch.long)
@@ -309,8 +355,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
         group_by_length: bool = True,
         max_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        limit: int | None = None,
     ) -> None:
         self.lengths = list(lengths)
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.limit = limit
         self.group_by_length = group_by_length
         self.max_tokens = max_tokens
         self.batch_size = batch_size
@@ -366,7 +416,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         batch: list[int] = []
         longest = 0
         for i in order:
-            padded = (len(batch) + 1) * max(longest, self.lengths[i])
+            width = padded_width(max(longest, self.lengths[i]), self.pad_to_multiple_of, self.limit)
+            padded = (len(batch) + 1) * width
             if batch and (len(batch) == self.batch_size or padded > self.max_tokens):
                 batches.append(batch)
                 batch, longest = [], 0

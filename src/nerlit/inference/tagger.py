@@ -24,7 +24,12 @@ from pathlib import Path
 
 import torch
 
-from nerlit.data.encoding import SubwordEncoder, collate_windows, window_limit
+from nerlit.data.encoding import (
+    SubwordEncoder,
+    collate_windows,
+    resolve_pad_multiple,
+    window_limit,
+)
 from nerlit.data.types import Entity, Sentence
 from nerlit.data.words import join_words, split_words
 from nerlit.errors import OptionError
@@ -131,6 +136,8 @@ class Tagger:
         self.context = loaded.context
         self.settings = loaded.settings
         self.pad_id = self.tokenizer.pad_token_id or 0
+        # as training pads on this device: exact on a CPU, a bounded set of lengths on a GPU
+        self.pad_multiple = resolve_pad_multiple("auto", self.device.type)
 
     @classmethod
     def load(
@@ -310,7 +317,7 @@ class Tagger:
         """(sentence index, word index, logits) of each word-owning subword of one batch; run
         in the pool's threads too, where ``inference_mode`` (thread-local) must be entered."""
         with torch.inference_mode():
-            batch = collate_windows(windows, self.pad_id)
+            batch = collate_windows(windows, self.pad_id, self.pad_multiple, self.max_length)
             logits = self.backend(batch["input_ids"], batch["attention_mask"], batch["casing_ids"])
             owned = batch["word_index"] >= 0
             sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)

@@ -37,6 +37,10 @@ ARCHITECTURE_KEYS = (
 )
 
 
+#: ``model.compile``: null (eager), or a ``torch.compile`` mode for the network
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 class NerModule(L.LightningModule):
     """The network, its loss, and entity scores over whole splits; reads no config itself.
 
@@ -65,6 +69,8 @@ class NerModule(L.LightningModule):
         head: str = "linear",
         decode: str = "constrained",
         case_features: bool = False,
+        attention: str = "auto",
+        compile: str | None = None,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         scorer: Callable[[list[list[str]], list[list[str]]], dict] | None = None,
@@ -87,8 +93,10 @@ class NerModule(L.LightningModule):
             encoder_config = encoder_config.to_dict()
             weights = None if from_scratch else pretrained
         self.network = NerNetwork.build(
-            encoder_config, labels, head, case_features, dropout, pretrained=weights
+            encoder_config, labels, head, case_features, dropout, weights, attention
         )
+        if compile not in COMPILE_MODES:
+            raise DataError(f"model.compile={compile!r} is not one of {COMPILE_MODES}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "scorer", "data_record"])
         self.hparams.encoder_config = self.network.config.to_dict()
         self.data_record = data_record
@@ -119,10 +127,28 @@ class NerModule(L.LightningModule):
     def _batch_logits(self, batch: dict) -> torch.Tensor:
         return self(batch["input_ids"], batch["attention_mask"], batch.get("casing_ids"))
 
+    def setup(self, stage: str) -> None:
+        """Compile the network's forward in place (``model.compile``), keeping its state-dict
+        keys, so checkpoints and exports read the same either way."""
+        mode = self.hparams.get("compile")
+        if mode and not getattr(self, "_compiled", False):
+            # padded lengths are bounded (data.pad_to_multiple_of), so are the graphs: one per
+            # length at most, before automatic dynamic shapes take over
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            self.network.compile(mode=mode)
+            self._compiled = True
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self._batch_logits(batch)
         loss = self.network.loss(logits, batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
+        # a progress-bar metric is read back (.item()) at every step: free on a CPU, a host
+        # sync per step on a GPU, where the loss reaches the loggers every log_every_n_steps
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=loss.device.type == "cpu",
+            batch_size=batch["input_ids"].size(0),
+        )
         return loss
 
     # -- evaluation: predictions of the whole split are kept and scored once at epoch end --
@@ -132,11 +158,9 @@ class NerModule(L.LightningModule):
         loss = self.network.loss(logits, batch["labels"])
         size = batch["input_ids"].size(0)
         self.log(f"{split}/loss", loss, batch_size=size, sync_dist=True)
-        owned = batch["word_index"] >= 0
-        sentence = batch["sentence_index"].unsqueeze(1).expand_as(owned)
-        # each word's first-subword logits; decoded per sentence once the split is complete
-        words = logits[owned].float()
-        self._eval_outputs.append((sentence[owned], batch["word_index"][owned], words))
+        # kept whole on the device: selecting each word's first subword here (a boolean mask)
+        # would wait for the device at every batch; it is done once the split is complete
+        self._eval_outputs.append((batch["sentence_index"], batch["word_index"], logits))
         self._eval_windows += batch["input_ids"].size(0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -159,7 +183,12 @@ class NerModule(L.LightningModule):
         shares of different sizes, which tensor ``all_gather`` does not.
         """
         if self._eval_outputs:
-            flat = [torch.cat(parts).cpu() for parts in zip(*self._eval_outputs)]
+            rows = []
+            for sentence_index, word_index, logits in self._eval_outputs:
+                owned = word_index >= 0
+                sentence = sentence_index.unsqueeze(1).expand_as(owned)
+                rows.append((sentence[owned], word_index[owned], logits[owned].float()))
+            flat = [torch.cat(parts).cpu() for parts in zip(*rows)]
         else:  # a rank may get no window of a tiny split
             flat = [torch.empty(0, dtype=torch.long)] * 2 + [torch.empty(0, len(self.labels))]
         windows, self._eval_outputs = self._eval_windows, []
@@ -227,8 +256,8 @@ class NerModule(L.LightningModule):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
         grads = [g.detach() for g in grads if g is not None]
         if grads:
-            norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
-            self.log("train/grad_norm", torch.linalg.vector_norm(norms), on_step=True)
+            norms = torch.stack(torch._foreach_norm(grads))  # a few kernels, not one per tensor
+            self.log("train/grad_norm", torch.linalg.vector_norm(norms.float()), on_step=True)
 
     def configure_gradient_clipping(
         self,

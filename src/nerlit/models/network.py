@@ -10,6 +10,7 @@ checkpoint or an exported folder. Nothing else in nerlit knows its state-dict ke
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,11 +18,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel
 
 from nerlit.data.casing import NUM_CASINGS
 from nerlit.data.encoding import IGNORE_INDEX
-from nerlit.errors import ModelLoadError
+from nerlit.errors import ModelLoadError, OptionError
 from nerlit.models.checkpoint import read_checkpoint
 from nerlit.models.decoding import decode_words
 from nerlit.models.heads import CRF, HEADS, compact
@@ -30,6 +32,35 @@ from nerlit.models.heads import CRF, HEADS, compact
 CHECKPOINT_PREFIX = "network."
 #: the casing embedding and CRF scores of an exported folder, beside the HF weights
 EXTRA_WEIGHTS = "nerlit.safetensors"
+#: ``model.attention``: which scaled-dot-product-attention kernel the encoder runs
+ATTENTION = ("auto", "flash", "efficient", "cudnn", "math")
+_KERNELS = {
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "math": SDPBackend.MATH,
+}
+
+
+def attention_kernels(choice: str, device_type: str) -> list[SDPBackend] | None:
+    """The SDPA kernels ``choice`` allows on a device, None for torch's own pick.
+
+    ``auto`` on a GPU leaves cuDNN's kernel out: torch 2.11 picks it for head size 64
+    (BERT-base) and it builds a new plan for every new sequence length, 150 ms each on an H200,
+    which length-grouped batches hit at nearly every step; flash (unpadded batches) and
+    memory-efficient attention (padded ones) plan nothing (docs/results.md, "Training on a
+    GPU"). On a CPU ``auto`` is torch's own choice. An explicit kernel that cannot run an input
+    (flash with a padding mask) fails with torch's "No available kernel" error.
+    """
+    if choice not in ATTENTION:
+        raise ModelLoadError(f"model.attention={choice!r} is not one of {ATTENTION}")
+    if choice == "auto":
+        if device_type == "cpu":
+            return None
+        return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return [_KERNELS[choice]]
+
+
 #: keys of checkpoints written before the network existed (encoder/classifier on the module)
 _LEGACY_PREFIXES = {"encoder.": "model.{base}.", "classifier.": "model.classifier."}
 
@@ -56,12 +87,20 @@ def token_classification_config(
 class NerNetwork(nn.Module):
     """Encoder (+ casing embedding) -> dropout -> linear classifier (+ CRF transitions)."""
 
-    def __init__(self, model: PreTrainedModel, head: str = "linear", case_features: bool = False):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        head: str = "linear",
+        case_features: bool = False,
+        attention: str = "auto",
+    ):
         super().__init__()
         if head not in HEADS:
             raise ModelLoadError(f"model.head={head!r} is not one of {HEADS}")
+        attention_kernels(attention, "cpu")  # an unknown choice stops here
         self.model = model
         self.head = head
+        self.attention = attention
         labels = self.labels
         # forbidden transitions are fixed, so CRF decoding never yields an ill-formed span
         self.crf = CRF(labels) if head == "crf" else None
@@ -83,6 +122,7 @@ class NerNetwork(nn.Module):
         case_features: bool = False,
         dropout: float | None = None,
         pretrained: str | None = None,
+        attention: str = "auto",
     ) -> NerNetwork:
         """Random-init from a config, or with an encoder's ``pretrained`` weights (a local folder
         or hub id; the classifier, casing and CRF start fresh)."""
@@ -97,7 +137,7 @@ class NerNetwork(nn.Module):
             model = AutoModelForTokenClassification.from_config(config, dtype=torch.float32)
         # from_pretrained returns eval mode, and Lightning keeps each submodule's mode: without
         # this the encoder's dropout would silently stay off during training
-        return cls(model.train(), head, case_features)
+        return cls(model.train(), head, case_features, attention)
 
     @classmethod
     def load(cls, path: str | Path) -> NerNetwork:
@@ -116,6 +156,7 @@ class NerNetwork(nn.Module):
             list(hparams["labels"]),
             hparams.get("head", "linear"),
             bool(hparams.get("case_features")),
+            attention=hparams.get("attention", "auto"),
         )
         state = _network_state(checkpoint["state_dict"], network.model.base_model_prefix)
         differences = state_differences(network.state_dict(), state, network.labels)
@@ -191,7 +232,20 @@ class NerNetwork(nn.Module):
                 raise ValueError("a model trained with case_features needs casing_ids")
             embeds = self.model.get_input_embeddings()(input_ids) + self.casing(casing_ids)
             inputs = {"inputs_embeds": embeds}
-        return self.model(**inputs, attention_mask=attention_mask).logits
+        kernels = attention_kernels(self.attention, input_ids.device.type)
+        try:
+            with sdpa_kernel(kernels) if kernels else contextlib.nullcontext():
+                return self.model(**inputs, attention_mask=attention_mask).logits
+        except RuntimeError as error:
+            if kernels is None or not (
+                "No available kernel" in str(error) or "No viable backend" in str(error)
+            ):
+                raise
+            raise OptionError(
+                f"model.attention={self.attention}: torch has no such attention kernel for these "
+                f"inputs on {input_ids.device.type} (flash takes no padding mask; cudnn and "
+                f"efficient need a GPU): use model.attention=auto"
+            ) from None
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over labelled tokens, or the CRF's NLL over each window's labelled
