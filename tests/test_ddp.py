@@ -131,6 +131,58 @@ def test_one_checkpoint_scores_the_same_on_one_and_two_processes(checkpoint, tmp
     assert metrics[0]["micro"]["support"] == 12 * 4, "every gold entity of the 12 test sentences"
 
 
+#: the ``nerlit`` console script of this environment
+NERLIT = str(Path(sys.executable).with_name("nerlit"))
+
+
+@pytest.mark.parametrize(
+    ("command", "strategy"),
+    [
+        ([NERLIT, "train"], "trainer=ddp"),
+        ([NERLIT, "train"], "trainer.devices=2"),  # Lightning's own ddp launcher
+        ([sys.executable, "-m", "nerlit.train"], "trainer.devices=2"),
+    ],
+    ids=["nerlit train trainer=ddp", "nerlit train devices=2", "python -m devices=2"],
+)
+def test_both_entry_points_launch_their_extra_rank(
+    checkpoint, tmp_path: Path, command: list[str], strategy: str
+):
+    """``nerlit train trainer=ddp`` relaunched "<cwd>/nerlit train" as a script (the console
+    script set argv[0] so): rank 1 could not start and rank 0 waited until killed (exit 137)."""
+    corpus, ckpt = checkpoint
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [*command, *_evaluate(corpus, ckpt), strategy, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,  # the user's folder, not the checkout
+        env=ONE_THREAD,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "can't open file" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["world_size"] == 2
+
+
+def test_more_devices_than_the_machine_has_is_one_line_before_any_launch(tmp_path: Path):
+    cores = len(os.sched_getaffinity(0))
+    result = subprocess.run(
+        [NERLIT, "train", "model=tiny", "trainer=ddp", "trainer.accelerator=cpu"]
+        + [f"trainer.devices={cores + 97}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env=ONE_THREAD,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"nerlit: trainer.devices={cores + 97}: this machine has {cores} CPU cores (one training "
+        f"process per device); use trainer.devices={cores} or fewer, or run on a machine with more"
+    )
+    assert not list((tmp_path / "run").glob("*rank*.log")), "no rank was launched"
+
+
 @pytest.mark.slow  # long subprocess test: make test-slow; the feature keeps a fast test
 def test_ddp_sweep_runs_each_job_once_on_two_processes(gmb_file: Path, tmp_path: Path):
     sweep = tmp_path / "sweep"

@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TypeVar
 
 from hydra.errors import CompactHydraException
@@ -127,7 +128,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     module = importlib.import_module(VERBS[verb][0])
     # Hydra parses sys.argv; argv[0] names the program in its messages
     sys.argv = [f"nerlit {verb}", *args[1:]]
+    run_as_module(module)
     module.main()
+
+
+def run_as_module(module: ModuleType) -> None:
+    """Make this process read as ``python -m <module>``, which is what it runs.
+
+    A process that starts copies of itself (Lightning's ``ddp`` launches ranks 1..N-1, nerlit's
+    ``HydraDDPStrategy`` too) re-runs ``python -m <__main__.__spec__.name>``, or else the script
+    ``sys.argv[0]``; under the ``nerlit`` console script ``__main__`` has no spec and argv[0] is
+    "nerlit train", so every rank died with "can't open file '<cwd>/nerlit train'" and rank 0
+    waited for them until killed. With the verb's spec the ranks run ``python -m nerlit.train``.
+    """
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and module.__spec__ is not None:
+        main_module.__spec__ = module.__spec__
 
 
 if __name__ == "__main__":

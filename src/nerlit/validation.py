@@ -712,6 +712,47 @@ def _declared(verb: str) -> set[str]:
     return keys
 
 
+def _device_count(devices: Any) -> int | None:
+    """Processes ``trainer.devices`` asks for on this node; None where Lightning decides."""
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    if _is_int(devices) and devices > 0:
+        return devices
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    return None  # "auto", -1, or a value the Trainer's own type check refuses
+
+
+def _device_problems(trainer: DictConfig) -> list[str]:
+    """``trainer.devices`` beyond what this machine has: one training process is started per
+    device, so ``trainer.devices=99`` on 2 CPU cores launched 98 ranks that could only fail or
+    contend. Skipped where the processes are started by torchrun or SLURM (their node may not be
+    this one)."""
+    if "LOCAL_RANK" in os.environ or "SLURM_NTASKS" in os.environ:
+        return []
+    try:
+        devices = trainer.get("devices")
+    except Exception:  # an unresolvable value: reported by the key checks
+        return []
+    wanted = _device_count(list(devices) if isinstance(devices, ListConfig) else devices)
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if wanted is None or wanted == 1 or accelerator not in ("cpu", "gpu", "cuda", "auto"):
+        return []
+    import torch
+
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        have, what = torch.cuda.device_count(), "GPUs"
+    else:
+        have = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        what = "CPU cores (one training process per device)"
+    if wanted <= (have or 1):
+        return []
+    return [
+        f"trainer.devices={wanted}: this machine has {have} {what}; use trainer.devices={have} "
+        f"or fewer, or run on a machine with more"
+    ]
+
+
 def problems_of(cfg: DictConfig, verb: str) -> list[str]:
     """Every problem of ``cfg`` for ``verb`` (a key of :data:`SCHEMAS`), in words."""
     schema = SCHEMAS[verb]()
@@ -751,6 +792,8 @@ def problems_of(cfg: DictConfig, verb: str) -> list[str]:
                     _check_target(entry, f"{key}.{name}", {}, frozenset(), problems)
         elif key not in schema.free and key not in declared:
             unread.append(key)
+    if "trainer" in schema.groups and isinstance(cfg.get("trainer"), DictConfig):
+        problems.extend(_device_problems(cfg.trainer))
     if unread:
         # not an error: a user's own config may keep values there for its interpolations
         log.warning(
