@@ -70,3 +70,46 @@ def test_pipeline_gives_the_same_entities_as_tagger(exported: Path, ckpt: Path):
         assert [[(e.start, e.end, e.label) for e in row] for row in predicted] == theirs
         scores = [[e.score for e in row] for row in predicted]
         assert scores == [pytest.approx(row, abs=1e-5) for row in their_scores]
+
+
+def test_two_exports_racing_into_one_new_folder_leave_one_whole_and_refuse_the_other(
+    ckpt: Path, tmp_path: Path, monkeypatch
+):
+    """Both found the folder free at their start; the second to finish moved the first one's
+    model aside and deleted it, and both exited 0."""
+    import threading
+
+    from nerlit.errors import OutputPathError
+    from nerlit.inference import outputs
+
+    both_checked = threading.Barrier(2, timeout=60)
+    check = outputs.check_fresh_folder
+
+    def check_then_wait(*args, **kwargs):
+        target = check(*args, **kwargs)
+        both_checked.wait()  # each export has found the folder free before either writes
+        return target
+
+    monkeypatch.setattr(outputs, "check_fresh_folder", check_then_wait)
+    target = tmp_path / "model"
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            export_huggingface(ckpt, target)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertions
+            errors.append(error)
+
+    threads = [threading.Thread(target=export) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0], OutputPathError)
+    assert str(errors[0]) == (
+        f"output_dir={target} already exists (written by another export meanwhile); nothing of "
+        f"this export was kept: pass overwrite=true to replace it"
+    )
+    assert Tagger.load(target).predict(TEXTS[:1])  # the winner's folder, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "no temporary folder left"

@@ -12,6 +12,7 @@ naming it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -98,6 +99,11 @@ def fresh_folder(path: str | Path, overwrite: bool = False, option: str = "outpu
     A non-empty ``path`` is refused unless ``overwrite``, and then replaced whole, never merged
     into. The old folder is moved aside before the new one takes its name and deleted after, so
     at every moment ``path`` holds one complete model.
+
+    Without ``overwrite`` the finished folder takes ``path`` by one ``rename``, which the kernel
+    refuses onto a folder that is not empty: of two exports racing into one new folder, checked
+    free by both at their start, the second to finish is refused, where it used to move the
+    first one's model aside and delete it (both exited 0).
     """
     target = check_fresh_folder(path, overwrite, option)
     try:
@@ -108,6 +114,9 @@ def fresh_folder(path: str | Path, overwrite: bool = False, option: str = "outpu
         raise unwritable(option, target, error) from None
     try:
         yield temp
+        if not overwrite:
+            _place_exclusively(temp, target, option)
+            return
         old = None
         if target.is_dir():
             if any(target.iterdir()):
@@ -126,3 +135,17 @@ def fresh_folder(path: str | Path, overwrite: bool = False, option: str = "outpu
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+
+
+def _place_exclusively(temp: Path, target: Path, option: str) -> None:
+    """Rename ``temp`` onto ``target``, which may be absent or an empty folder, never anything
+    else: the check and the move are one system call, so no other writer can slip between."""
+    try:
+        os.rename(temp, target)
+    except OSError as error:
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise OutputPathError(
+                f"{option}={target} already exists (written by another export meanwhile); "
+                f"nothing of this export was kept: pass overwrite=true to replace it"
+            ) from None
+        raise unwritable(option, target, error) from None
