@@ -241,3 +241,44 @@ def test_the_progress_total_counts_lines_as_they_are_read(tmp_path: Path):
         (tmp_path / name).write_bytes(data)
         assert _count_lines(tmp_path / name, None) == 3, name
     assert _count_lines("-", None) is None
+
+
+def test_a_killed_predict_leaves_a_visible_partial_that_the_next_run_replaces(
+    tagger: Tagger, tmp_path: Path, caplog
+):
+    """A killed predict left a hidden ``.out.jsonl.<hex>.tmp`` (206 MB seen) that nobody
+    would find; now it is ``out.jsonl.partial``, and the next run of the same output removes
+    it and says so."""
+    source = _write_lines(tmp_path / "in.txt")
+    out = tmp_path / "out.jsonl"
+    code = (
+        "import os, sys\n"
+        "from nerlit.inference.outputs import atomic_text_file\n"
+        "with atomic_text_file(sys.argv[1]) as handle:\n"
+        "    handle.write('half a result\\n'); handle.flush()\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, str(out)], timeout=60, cwd=REPO_ROOT)
+    assert killed.returncode == -9
+    assert [p.name for p in tmp_path.iterdir() if p.name != "in.txt"] == ["out.jsonl.partial"]
+    with caplog.at_level("WARNING", logger="nerlit.inference.outputs"):
+        predict_file(tagger, source, out, progress=False)
+    assert "removed " + str(tmp_path / "out.jsonl.partial") in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+    assert "half a result" not in out.read_text()
+
+
+def test_a_second_run_writing_the_same_output_meanwhile_is_one_line(tmp_path: Path):
+    from nerlit.errors import OutputPathError
+    from nerlit.inference.outputs import atomic_text_file
+
+    out = tmp_path / "out.jsonl"
+    with atomic_text_file(out) as first:
+        first.write("first\n")
+        with (
+            pytest.raises(OutputPathError, match=r"another run is writing it now"),
+            atomic_text_file(out),
+        ):
+            pass
+    assert out.read_text() == "first\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]

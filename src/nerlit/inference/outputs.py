@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import uuid
@@ -21,6 +22,13 @@ from pathlib import Path
 from typing import TextIO
 
 from nerlit.errors import OutputPathError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; a stale .partial is still replaced
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 
 def unwritable(option: str, path: Path, error: OSError) -> OutputPathError:
@@ -50,30 +58,74 @@ def _temporary(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
+def partial_path(path: str | Path) -> Path:
+    """Where ``path`` is written until complete: ``<path>.partial``, beside it and not hidden, so
+    a user who finds one after a killed run knows what it is (a hidden ``.name.<hex>.tmp`` of
+    206 MB was left behind unseen)."""
+    target = Path(path).expanduser()
+    return target.with_name(f"{target.name}.partial")
+
+
+def _lock_partial(partial: Path, option: str, target: Path) -> int:
+    """An open descriptor of ``partial``, created if need be and locked for this process alone.
+
+    A ``.partial`` no process holds is a stale one, left by a run that was killed: it is
+    truncated here (and logged). One another process holds is a run writing the same output now:
+    refused in one line rather than both writing into one file.
+    """
+    while True:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o666)  # umask applies
+        if fcntl is None:
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputPathError(
+                f"{option}={target}: another run is writing it now ({partial} is in use); "
+                f"wait for it, or choose another output"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(partial))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the run that held it just renamed it into place: take a new one
+
+
 @contextlib.contextmanager
 def atomic_text_file(path: str | Path, option: str = "output") -> Iterator[TextIO]:
     """A UTF-8 text file that appears at ``path`` (replacing any file there) only once the block
-    ends without an error; until then the old file is untouched."""
+    ends without an error; until then the old file is untouched and the text grows in
+    :func:`partial_path`, which an error removes and the next run replaces if a kill left it."""
     target = Path(path).expanduser()
     if target.is_dir():
         raise OutputPathError(f"{option}={target} is a folder: name a file to write")
+    partial = partial_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = _temporary(target)
-        # os.open applies the umask, as a plain open() of the target would
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        handle = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - closed in the with below
+        stale = partial.exists()
+        lock = _lock_partial(partial, option, target)
+    except OutputPathError:
+        raise
     except OSError as error:
         raise unwritable(option, target, error) from None
     try:
-        with handle:
+        if stale or os.fstat(lock).st_size:
+            log.warning("removed %s, left by an interrupted run writing %s", partial, target.name)
+        os.ftruncate(lock, 0)
+        # a duplicate descriptor for writing: closing it keeps the lock until the file is placed
+        with open(os.dup(lock), "w", encoding="utf-8") as handle:
             yield handle
         if target.is_file():
-            temp.chmod(target.stat().st_mode & 0o7777)
-        os.replace(temp, target)
+            partial.chmod(target.stat().st_mode & 0o7777)
+        os.replace(partial, target)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(lock)
 
 
 def check_fresh_folder(path: str | Path, overwrite: bool, option: str = "output_dir") -> Path:
