@@ -113,3 +113,30 @@ def test_two_exports_racing_into_one_new_folder_leave_one_whole_and_refuse_the_o
     )
     assert Tagger.load(target).predict(TEXTS[:1])  # the winner's folder, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "no temporary folder left"
+
+
+def test_a_full_disk_during_export_is_one_line_and_exports_nothing(
+    ckpt: Path, tmp_path: Path, monkeypatch
+):
+    import errno
+    import os
+
+    from nerlit.errors import OutputPathError
+
+    real = Path.write_text
+
+    def write_text(self, data, *args, **kwargs):  # named as pathlib's, as a traceback shows it
+        if self.name == "README.md":  # the model card, written after the weights
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    target = tmp_path / "model"
+    with pytest.raises(OutputPathError) as error:
+        export_huggingface(ckpt, target)
+    assert str(error.value) == (
+        f"output_dir={target}: the export could not be written while writing README.md (No "
+        f"space left on device); nothing was exported (model was not created): free some space "
+        f"and run again"
+    )
+    assert list(tmp_path.iterdir()) == [], "no temporary folder left"

@@ -282,3 +282,46 @@ def test_a_second_run_writing_the_same_output_meanwhile_is_one_line(tmp_path: Pa
             pass
     assert out.read_text() == "first\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk (ENOSPC); no real disk is filled."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def write(self, text: str) -> int:
+        import errno
+        import os
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_earlier_output(
+    tagger: Tagger, tmp_path: Path, monkeypatch
+):
+    from nerlit.errors import OutputPathError
+    from nerlit.inference import outputs
+
+    source = _write_lines(tmp_path / "in.txt")
+    out = tmp_path / "out.jsonl"
+    out.write_text("the earlier output\n")
+    full = lambda *a, **k: _FullDisk(open(*a, **k))  # noqa: E731, SIM115 - closed by _FullDisk
+    monkeypatch.setattr(outputs, "open", full, raising=False)
+    with pytest.raises(OutputPathError) as error:
+        predict_file(tagger, source, out, progress=False)
+    assert str(error.value) == (
+        f"output={out}: could not be written (No space left on device); nothing was changed "
+        f"(out.jsonl is as it was): free some space and run again"
+    )
+    assert out.read_text() == "the earlier output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]

@@ -107,3 +107,33 @@ def test_progress_bar_is_tqdm_when_output_is_not_a_terminal(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     _, _, trainer = build(cfg)
     assert isinstance(trainer.progress_bar_callback, RichProgressBar)
+
+
+def test_a_full_disk_is_one_line_naming_the_file(gmb_file: Path, tmp_path: Path, monkeypatch):
+    """ENOSPC while the run folder is written was a traceback; now one line names the file and
+    says what is incomplete (no real disk is filled: the write is made to fail)."""
+    import errno
+    import os
+
+    import pytest
+
+    from nerlit.cli import exit_on_user_error
+
+    real = Path.write_text
+
+    def write_text(self, data, *args, **kwargs):  # named as pathlib's, as a traceback shows it
+        if self.name == "metrics.json":
+            with self.open("w") as handle:  # the file exists, half written, as on a full disk
+                handle.write(data[:10])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    cfg = compose_train(tiny_overrides(gmb_file), tmp_path / "run")
+    with pytest.raises(SystemExit) as stop:
+        exit_on_user_error(train)(cfg)
+    assert str(stop.value) == (
+        f"nerlit: could not write {tmp_path / 'run' / 'metrics.json'}: No space left on device. "
+        f"The outputs written from then on are missing or incomplete; free some space and run "
+        f"again"
+    )

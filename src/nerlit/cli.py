@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from hydra.errors import CompactHydraException
 
-from nerlit.errors import NerlitError
+from nerlit.errors import DISK_FULL, NerlitError, file_being_written
 
 T = TypeVar("T")
 
@@ -88,11 +88,14 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args, **kwargs) -> T:
         try:
             return task(*args, **kwargs)
-        except USER_ERRORS as error:
+        except (*USER_ERRORS, OSError) as error:
+            if not isinstance(error, USER_ERRORS) and error.errno not in DISK_FULL:
+                raise  # any other OSError is a bug or an environment problem: its traceback
+            message = error if isinstance(error, USER_ERRORS) else disk_full(error)
             if _in_sweep_job():
-                log.error("nerlit: %s", error)  # seen as it happens, and in the job's log file
-                raise ReportedError(f"nerlit: {error}") from None
-            raise SystemExit(f"nerlit: {error}") from None
+                log.error("nerlit: %s", message)  # seen as it happens, and in the job's log file
+                raise ReportedError(f"nerlit: {message}") from None
+            raise SystemExit(f"nerlit: {message}") from None
         except SystemExit as stop:
             if stop.code in (None, 0) or not _in_sweep_job():
                 raise
@@ -101,6 +104,16 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             raise ReportedError(message) from None
 
     return wrapper
+
+
+def disk_full(error: OSError) -> str:
+    """One line for a write that failed on a full disk (ENOSPC) or quota (EDQUOT)."""
+    path = file_being_written(error)
+    where = f"could not write {path}" if path else "could not write an output file"
+    return (
+        f"{where}: {error.strerror or 'no space left on device'}. The outputs written from then "
+        f"on are missing or incomplete; free some space and run again"
+    )
 
 
 def usage() -> str:

@@ -3,6 +3,10 @@ entry points print them alone; any other exception is a bug and keeps its traceb
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
+import os
 from pathlib import Path
 
 
@@ -53,3 +57,31 @@ class WandbError(NerlitError, RuntimeError):
 
 class ExportError(NerlitError, RuntimeError):
     """An exported model does not compute what the original does (checked right after export)."""
+
+
+#: errno values of a full disk or an exhausted quota: the user's to fix, not a bug
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def file_being_written(error: BaseException) -> str | None:
+    """The file a failed write was writing: the error's own ``filename`` (set by ``open``), else
+    the innermost open writable file (or ``Path.write_text``'s path) on the traceback, since a
+    failing ``write``/``flush``/``close`` names none."""
+    if getattr(error, "filename", None):
+        return str(error.filename)
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        if frame.f_code.co_name in ("write_text", "write_bytes") and isinstance(
+            frame.f_locals.get("self"), os.PathLike
+        ):
+            return os.fspath(frame.f_locals["self"])
+        for value in frame.f_locals.values():
+            if isinstance(value, io.IOBase) and set(str(getattr(value, "mode", ""))) & set("wax+"):
+                with contextlib.suppress(ValueError):  # a closed file may not tell its name
+                    if isinstance(value.name, str):
+                        return value.name
+    return None

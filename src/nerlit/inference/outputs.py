@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from nerlit.errors import OutputPathError
+from nerlit.errors import DISK_FULL, OutputPathError, file_being_written
 
 try:
     import fcntl
@@ -121,6 +121,15 @@ def atomic_text_file(path: str | Path, option: str = "output") -> Iterator[TextI
         if target.is_file():
             partial.chmod(target.stat().st_mode & 0o7777)
         os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        if error.errno in DISK_FULL:
+            before = "is as it was" if target.exists() else "was not created"
+            raise OutputPathError(
+                f"{option}={target}: could not be written ({error.strerror}); nothing was "
+                f"changed ({target.name} {before}): free some space and run again"
+            ) from None
+        raise
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -184,6 +193,17 @@ def fresh_folder(path: str | Path, overwrite: bool = False, option: str = "outpu
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        if error.errno in DISK_FULL:
+            written = file_being_written(error)
+            part = f" while writing {Path(written).name}" if written else ""
+            before = "is as it was" if target.exists() else "was not created"
+            raise OutputPathError(
+                f"{option}={target}: the export could not be written{part} ({error.strerror}); "
+                f"nothing was exported ({target.name} {before}): free some space and run again"
+            ) from None
+        raise
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
