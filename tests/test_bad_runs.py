@@ -118,6 +118,13 @@ BAD_VALUES = [
     ("+data.foo=1", "data.foo is not an option: data (NerDataModule) takes batch_size, "),
     ("trainer.precision=bf17", "trainer.precision=bf17: expected one of 64, 32, 16, "),
     ("+callbacks.model_checkpoint.monitr=x", "callbacks.model_checkpoint.monitr is not an"),
+    # issue 23: Lightning's Timer refused it after the corpus was read, in Hydra's 3 lines
+    ("trainer.max_time=abc", 'trainer.max_time=abc: expected "DD:HH:MM:SS" (e.g. 00:12:00:00'),
+    ("trainer.max_time=3600", "trainer.max_time=3600: expected"),
+    ("trainer.max_time={hourz:1}", "or a mapping of days/hours/minutes/seconds (e.g. {hours:12})"),
+    # issue 23: trained nothing, tested the untrained model, exited 0
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 trains nothing and would test the untrained"),
+    ("trainer.max_steps=0", "trainer.max_steps=0 trains nothing and would test the untrained"),
 ]
 
 
@@ -129,6 +136,21 @@ def test_bad_config_value_stops_the_run_before_any_work(override, message, tmp_p
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
     assert not out.exists(), "nothing written: the config was checked first"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer.max_time=00:12:00:00"],
+        ["trainer.max_time={hours:12,minutes:30}"],
+        ["trainer.max_epochs=0", "train=false", "ckpt_path=run.ckpt"],  # test a checkpoint
+        ["trainer.max_epochs=-1", "trainer.max_steps=100"],
+    ],
+)
+def test_time_limits_and_testing_without_training_pass_the_checks(overrides: list[str]):
+    from nerlit.validation import problems_of
+
+    assert problems_of(compose_train(_no_data(overrides)), "train") == []
 
 
 def test_all_problems_in_one_line(tmp_path: Path):

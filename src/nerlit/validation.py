@@ -155,6 +155,27 @@ def _batches_limit(null: str) -> Rule:
     )
 
 
+def _duration(value: Any) -> bool:
+    """Parsed by Lightning's own ``Timer``, so the check accepts what ``max_time`` does."""
+    from lightning.pytorch.callbacks import Timer
+
+    if not isinstance(value, (str, dict)):  # Timer takes a number too, then fails in fit
+        return False
+    try:
+        Timer(duration=value)
+    except Exception:  # noqa: BLE001 - its MisconfigurationException, or timedelta's TypeError
+        return False
+    return True
+
+
+MAX_TIME = Rule(
+    '"DD:HH:MM:SS" (e.g. 00:12:00:00 for 12 hours) or a mapping of days/hours/minutes/seconds '
+    "(e.g. {hours:12})",
+    _duration,
+    "no time limit",
+)
+
+
 def _lightning_names(kind: str) -> list[str]:
     """The accelerators / strategies Lightning knows, from its own registries."""
     if kind == "accelerator":
@@ -246,6 +267,7 @@ def _trainer_rules() -> dict[str, Rule]:
         "max_epochs": integer(-1, null="Lightning's default: 1000, or unlimited with max_steps"),
         "min_epochs": integer(0, null="none"),
         "max_steps": integer(-1),
+        "max_time": MAX_TIME,
         "min_steps": integer(0, null="none"),
         "limit_train_batches": _batches_limit("all"),
         "limit_val_batches": _batches_limit("all"),
@@ -753,6 +775,29 @@ def _device_problems(trainer: DictConfig) -> list[str]:
     ]
 
 
+def _untrained_problems(cfg: DictConfig) -> list[str]:
+    """A run that trains no step: ``trainer.max_epochs=0`` (or ``max_steps=0``) ended fit at
+    once and tested the untrained model, an F1 near 0 and exit status 0. ``train=false`` is the
+    way to test without training."""
+    if not cfg.get("train", True) or not isinstance(cfg.get("trainer"), DictConfig):
+        return []
+    problems = []
+    for key, allowed in (
+        ("max_epochs", "an integer >= 1, or -1 with trainer.max_steps >= 1"),
+        ("max_steps", "an integer >= 1, or -1 (no step limit)"),
+    ):
+        try:
+            value = cfg.trainer.get(key)
+        except Exception:  # noqa: BLE001 - an unresolvable value: reported by the key checks
+            continue
+        if _is_int(value) and value == 0:
+            problems.append(
+                f"trainer.{key}=0 trains nothing and would test the untrained model: "
+                f"expected {allowed} (or train=false to test a checkpoint, ckpt_path=...)"
+            )
+    return problems
+
+
 def problems_of(cfg: DictConfig, verb: str) -> list[str]:
     """Every problem of ``cfg`` for ``verb`` (a key of :data:`SCHEMAS`), in words."""
     schema = SCHEMAS[verb]()
@@ -794,6 +839,8 @@ def problems_of(cfg: DictConfig, verb: str) -> list[str]:
             unread.append(key)
     if "trainer" in schema.groups and isinstance(cfg.get("trainer"), DictConfig):
         problems.extend(_device_problems(cfg.trainer))
+    if "train" in schema.keys:
+        problems.extend(_untrained_problems(cfg))
     if unread:
         # not an error: a user's own config may keep values there for its interpolations
         log.warning(
