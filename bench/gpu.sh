@@ -1,36 +1,35 @@
 #!/usr/bin/env bash
-# The GPU benchmarks of issue 15, on one CUDA machine, in about 8-10 minutes (H100-class card):
-#   1. training throughput with BERT-base shapes (model=bert-base, random init: throughput needs
-#      no pretrained weights; config + tokenizer from bert-base-cased-tokenizer), bf16;
-#   2. the same with MiniLM's shapes (random init too, so only its config and tokenizer are
-#      needed), bf16;
-#   3. time to accuracy with MiniLM: nerlit vs the HF Trainer at its best, one seed.
-# On a GPU a framework's overhead (kernel launches, host syncs, data loading) shows where the
-# 2-core CPU hides it behind the arithmetic. Each throughput run prints words/s, tokens/s, peak
-# GPU memory, nerlit's ratio to each peer and every variant's model FLOP utilization (its share
-# of a bf16 matmul's FLOP/s measured on the same GPU in the same run).
+# nerlit on one CUDA GPU, against the HF Trainer at its best and a bare loop, in about 8 minutes
+# (an H100-class card). Run bench/gpu-bundle.sh first where the GPU machine has no package index:
+# this script then installs .gpu/wheels into /tmp/site and reads .gpu/data and .gpu/models.
+#   1. bench/gpu_probe.py: step ms per attention kernel on new and seen lengths, kernel launches,
+#      GPU vs wall ms per step, host syncs per training step and per evaluation batch;
+#   2. training throughput, BERT-base shapes (random init), batch 128: nerlit (its GPU defaults:
+#      auto attention, padding to a multiple of 32), nerlit with its GPU preset (trainer=gpu),
+#      the HF Trainer (plain and length-grouped), the bare loop; then nerlit at a larger token
+#      budget (MAX_TOKENS_BIG) for model FLOP utilization;
+#   3. the same with MiniLM's shapes, batch 256;
+#   4. time to accuracy with MiniLM: nerlit with trainer=gpu vs the HF Trainer at its best, one
+#      seed, each system's start-up seconds printed;
+#   5. start-up of the `nerlit train trainer=gpu` command (summary.json's startup_seconds);
+#   6. if BUDGET seconds are not spent yet: MiniLM throughput with model.compile=default.
+# The last line (bench/gpu_summary.py) is
+#   gpu_speedup_vs_hf_best_bert=X gpu_speedup_vs_hf_best_minilm=Y mfu_preset_bert=Z tta_gpu_seconds=S tta_gpu_speedup=R
 #
-#   bash bench/gpu.sh                      # everything, defaults below
-#   STEPS=100 TTA=0 bash bench/gpu.sh      # longer throughput runs, no time to accuracy
-#
-# Options (environment variables):
-#   PYTHON        interpreter with nerlit (`pip install -e .`) and its dependencies importable
-#                 (default: .venv/bin/python when its torch sees CUDA, else python3)
-#   SENTENCES     GMB training sentences for throughput (default 8000)
-#   STEPS         optimizer steps per variant (default 50), WARMUP untimed first steps (default 10)
-#   BATCH_BERT    batch size for BERT-base (default 128), BATCH_MINILM for MiniLM (default 256)
-#   VARIANTS      throughput variants (default nerlit,hf,hf-grouped,bare; add flair where its
-#                 virtualenv exists or can be built: it needs a package index)
-#   WORKERS       data-loader workers for nerlit and hf-grouped (default 4)
-#   PRECISION     every variant and system: bf16-mixed (default), 32-true or auto
-#   HF_COMPILE    1: the HF Trainer at its best also gets torch_compile (default 0)
-#   TTA           0: skip time to accuracy (default 1)
-#   TTA_SYSTEMS   default nerlit,hf; TTA_SEEDS default 1; TTA_MAX_SECONDS per run (default 150);
-#                 TTA_TARGET default 0.82; TTA_ARGS more options for bench/time_to_accuracy.py
-#   LOG_DIR       where each step's full output goes (default $OUT if set, else outputs/bench-gpu)
-set -euo pipefail
+# Options (environment variables): PYTHON, SENTENCES (8000), STEPS (100), WARMUP (20),
+# BATCH_BERT (128), BATCH_MINILM (256), MAX_TOKENS_BIG (32768), WORKERS (4), TTA (1),
+# TTA_MAX_SECONDS (80), TTA_TARGET (0.82), BUDGET (420: seconds after which optional steps are
+# skipped), LOG_DIR (default $OUT where set, else outputs/bench-gpu).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
+if [[ -d .gpu/wheels ]]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .gpu/wheels/*.whl || exit 1
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  export NERLIT_DATA_DIR="${NERLIT_DATA_DIR:-$PWD/.gpu/data}"
+  export NERLIT_MODELS_DIR="${NERLIT_MODELS_DIR:-$PWD/.gpu/models}"
+fi
 SHARED_DIR="${NERLIT_SHARED_DIR:-$(cd .. && pwd)/shared}"
 export NERLIT_DATA_DIR="${NERLIT_DATA_DIR:-$SHARED_DIR/data}"
 export NERLIT_MODELS_DIR="${NERLIT_MODELS_DIR:-$SHARED_DIR/models}"
@@ -43,14 +42,15 @@ if [[ -z "${PYTHON:-}" ]]; then
     PYTHON=.venv/bin/python
   fi
 fi
-SENTENCES="${SENTENCES:-8000}" STEPS="${STEPS:-50}" WARMUP="${WARMUP:-10}"
+SENTENCES="${SENTENCES:-8000}" STEPS="${STEPS:-100}" WARMUP="${WARMUP:-20}"
 BATCH_BERT="${BATCH_BERT:-128}" BATCH_MINILM="${BATCH_MINILM:-256}"
-VARIANTS="${VARIANTS:-nerlit,hf,hf-grouped,bare}" WORKERS="${WORKERS:-4}"
-PRECISION="${PRECISION:-bf16-mixed}"
-TTA="${TTA:-1}" TTA_SYSTEMS="${TTA_SYSTEMS:-nerlit,hf}" TTA_SEEDS="${TTA_SEEDS:-1}"
-TTA_MAX_SECONDS="${TTA_MAX_SECONDS:-150}" TTA_TARGET="${TTA_TARGET:-0.82}"
+MAX_TOKENS_BIG="${MAX_TOKENS_BIG:-32768}" WORKERS="${WORKERS:-4}"
+TTA="${TTA:-1}" TTA_MAX_SECONDS="${TTA_MAX_SECONDS:-80}" TTA_TARGET="${TTA_TARGET:-0.82}"
+BUDGET="${BUDGET:-420}"
 LOG_DIR="${LOG_DIR:-${OUT:-outputs/bench-gpu}}"
 mkdir -p "$LOG_DIR"
+BERT_DIR="$NERLIT_MODELS_DIR/bert-base-cased-tokenizer"
+MINILM_DIR="$NERLIT_MODELS_DIR/all-MiniLM-L6-v2"
 
 echo "== GPU"
 if ! command -v nvidia-smi >/dev/null; then
@@ -61,7 +61,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 GPU_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
 
 echo "== preflight ($PYTHON)"
-"$PYTHON" - <<'EOF'
+"$PYTHON" - <<'EOF' || exit 1
 import importlib.util
 import sys
 
@@ -69,53 +69,67 @@ needed = ["torch", "transformers", "lightning", "hydra", "omegaconf", "seqeval",
 missing = [name for name in needed if importlib.util.find_spec(name) is None]
 if missing:
     sys.exit(
-        f"missing Python packages: {', '.join(missing)}. Install nerlit into this interpreter "
-        "(pip install -e . ; on a machine with no index, carry its dependencies as wheels: "
-        "bench/README.md), or point PYTHON at one that has it."
+        f"missing Python packages: {', '.join(missing)}. Run bench/gpu-bundle.sh where pip works "
+        "and carry .gpu/, or point PYTHON at an interpreter that has them."
     )
 import torch
+import transformers
+import lightning
 
 import nerlit.train  # noqa: F401  (every dependency of a training run imports)
 
 if not torch.cuda.is_available():
-    sys.exit(
-        "torch sees no CUDA device: bench/gpu.sh is for a CUDA machine "
-        "(on a CPU: make bench-train, make bench-tta)"
-    )
-print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name()}")
+    sys.exit("torch sees no CUDA device: bench/gpu.sh is for a CUDA machine")
+print(
+    f"torch {torch.__version__}, CUDA {torch.version.cuda}, transformers "
+    f"{transformers.__version__}, lightning {lightning.__version__}, {torch.cuda.get_device_name()}"
+)
 EOF
 
-compile_flag=()
-[[ "${HF_COMPILE:-0}" == 1 ]] && compile_flag=(--hf-compile)
-throughput() {  # $1: log name; the rest: model arguments
+run() {  # $1: log name; the rest: the command. Output to the screen and $LOG_DIR/<name>.log
   local name="$1"
   shift
-  echo "== throughput: $name"
-  "$PYTHON" bench/train_throughput.py --device cuda --precision "$PRECISION" \
+  echo "== $name ($SECONDS s)"
+  "$@" 2>&1 | tee "$LOG_DIR/$name.log" | grep -v -i "warn\|tip\|^\s*$\|LOAD REPORT\|^Key\|^---\|UNEXPECTED\|MISSING\|^Notes\|^- " | tail -n 40
+}
+throughput() {  # $1: log name; the rest: options
+  local name="$1"
+  shift
+  run "$name" "$PYTHON" bench/train_throughput.py --device cuda --precision bf16-mixed \
     --sentences "$SENTENCES" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" \
-    --variants "$VARIANTS" ${compile_flag[@]+"${compile_flag[@]}"} "$@" 2>&1 | tee "$LOG_DIR/throughput-$name.log"
+    --json "$LOG_DIR/$name.json" "$@"
 }
 
-throughput bert-base --model bert-base --from-scratch \
-  --model-dir "$NERLIT_MODELS_DIR/bert-base-cased-tokenizer" --batch-size "$BATCH_BERT"
-throughput minilm --model minilm --from-scratch --batch-size "$BATCH_MINILM"
+run probe "$PYTHON" bench/gpu_probe.py --json "$LOG_DIR/probe.json" \
+  --model-dir "$BERT_DIR" --minilm-dir "$MINILM_DIR"
+throughput throughput-bert --model bert-base --from-scratch --model-dir "$BERT_DIR" \
+  --batch-size "$BATCH_BERT" --variants nerlit,nerlit-preset,hf,hf-grouped,bare
+throughput throughput-minilm --model minilm --from-scratch --model-dir "$MINILM_DIR" \
+  --batch-size "$BATCH_MINILM" --variants nerlit,nerlit-preset,hf-grouped,bare
+throughput throughput-bert-big --model bert-base --from-scratch --model-dir "$BERT_DIR" \
+  --batch-size 2048 --max-tokens "$MAX_TOKENS_BIG" --variants nerlit --steps 40 --warmup 10
 
-MINILM_DIR="$NERLIT_MODELS_DIR/all-MiniLM-L6-v2"
-if [[ "$TTA" == 1 ]] && ! compgen -G "$MINILM_DIR/*.safetensors" >/dev/null \
-  && ! compgen -G "$MINILM_DIR/*.bin" >/dev/null; then
-  echo "== time to accuracy skipped: no MiniLM weights in $MINILM_DIR (it needs pretrained weights)"
-  TTA=0
-fi
-if [[ "$TTA" == 1 ]]; then
-  echo "== time to accuracy: MiniLM, target $TTA_TARGET"
-  # shellcheck disable=SC2086  # TTA_ARGS is a list of options
-  "$PYTHON" bench/time_to_accuracy.py --device cuda --precision "$PRECISION" --model minilm \
-    --systems "$TTA_SYSTEMS" --seeds "$TTA_SEEDS" --max-seconds "$TTA_MAX_SECONDS" \
-    --target "$TTA_TARGET" --workers "$WORKERS" ${TTA_ARGS:-} 2>&1 | tee "$LOG_DIR/tta-minilm.log"
+if [[ "$TTA" == 1 ]] && compgen -G "$MINILM_DIR/*.safetensors" >/dev/null; then
+  run tta-minilm "$PYTHON" bench/time_to_accuracy.py --device cuda --precision bf16-mixed \
+    --model minilm --model-dir "$MINILM_DIR" --systems nerlit,hf --seeds 1 \
+    --max-seconds "$TTA_MAX_SECONDS" --target "$TTA_TARGET" --workers "$WORKERS" \
+    --nerlit-args "trainer=gpu" --json "$LOG_DIR/tta-minilm.json"
 fi
 
-echo "== summary ($GPU_NAME)"
-for log in "$LOG_DIR"/throughput-*.log "$LOG_DIR"/tta-*.log; do
-  [[ -f "$log" ]] || continue
-  echo "$(basename "$log" .log): $(tail -n 1 "$log")"
-done
+if compgen -G "$MINILM_DIR/*.safetensors" >/dev/null; then
+  STARTUP_DIR="$(mktemp -d)"
+  run startup "$PYTHON" -m nerlit.train trainer=gpu "model.pretrained=$MINILM_DIR" \
+    trainer.max_steps=3 trainer.limit_val_batches=2 test=false logger=none \
+    "hydra.run.dir=$STARTUP_DIR"
+  cp "$STARTUP_DIR/summary.json" "$LOG_DIR/startup.json" 2>/dev/null
+fi
+
+if (( SECONDS < BUDGET )); then
+  throughput throughput-minilm-compile --model minilm --from-scratch --model-dir "$MINILM_DIR" \
+    --batch-size "$BATCH_MINILM" --variants nerlit,bare --compile default --warmup 30
+else
+  echo "== compile skipped: $SECONDS s spent, budget $BUDGET s"
+fi
+
+echo "== summary ($GPU_NAME, $SECONDS s)"
+"$PYTHON" bench/gpu_summary.py "$LOG_DIR" --gpu "$GPU_NAME" | tee "$LOG_DIR/summary.txt"

@@ -122,6 +122,13 @@ class Tracker:
         self.stopped_for_time = False
         self.eval_started: float | None = None  # set where a system's evaluation loop begins
         self.eval_seconds = 0.0  # the clock's seconds spent evaluating (where known)
+        self.startup_seconds: float | None = None  # the clock at the first optimizer step's end
+
+    def stepped(self) -> None:
+        """Called after every optimizer step: the first one ends the system's start-up (reading
+        and tokenizing the data, building the model and trainer, the first step itself)."""
+        if self.startup_seconds is None:
+            self.startup_seconds = round(self.elapsed(), 2)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -174,6 +181,7 @@ class Tracker:
             "best_dev_f1": max((c["dev_f1"] for c in self.curve), default=0.0),
             "test_f1": self.f1(self.test_gold, test_pred),
             "eval_seconds": round(self.eval_seconds, 2) if self.eval_seconds else None,
+            "startup_seconds": self.startup_seconds,
             "curve": self.curve,
         }
 
@@ -225,6 +233,10 @@ def child_nerlit(job: dict) -> dict:
         cfg.trainer.val_check_interval = max(1, round(job["eval_every"] / cfg.data.batch_size))
     L.seed_everything(job["seed"], workers=True)
     module, datamodule, trainer = build(cfg)
+    if cfg.data.max_tokens:  # token-budget batches: the interval counts their mean size
+        windows = len(datamodule.windows["train"])
+        mean_batch = windows / max(1, len(datamodule.train_dataloader()))
+        trainer.val_check_interval = max(1, round(job["eval_every"] / mean_batch))
     scorer, predicted = module.scorer, {}
 
     def recording_scorer(gold, pred):
@@ -235,6 +247,7 @@ def child_nerlit(job: dict) -> dict:
 
     class TimeToAccuracy(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            tracker.stepped()
             tracker.seen += batch["input_ids"].size(0)  # windows: one per GMB sentence
             if tracker.out_of_time():
                 trainer.should_stop = True
@@ -329,6 +342,7 @@ def child_hf(job: dict) -> dict:
 
     class TimeToAccuracy(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
+            tracker.stepped()
             tracker.seen = state.global_step * batch
             if tracker.out_of_time():
                 control.should_training_stop = True
@@ -433,6 +447,7 @@ def child_flair(job: dict) -> dict:
     class TimeToAccuracy(TrainerPlugin):
         @TrainerPlugin.hook
         def after_training_batch(self, batch, **kwargs):
+            tracker.stepped()
             tracker.seen += len(batch)
             if tracker.due() and tracker.evaluate(flair_word_tags(tagger, dev, amp, job["device"])):
                 raise Stop
@@ -543,6 +558,8 @@ def run_line(system: str, seed: int, r: dict) -> str:
         )
     curve = " ".join(f"{c['seconds']:.0f}s:{c['dev_f1']:.3f}" for c in r["curve"])
     evaluations = f"{len(r['curve'])} evaluations"
+    if r.get("startup_seconds") is not None:
+        reached = f"start-up {r['startup_seconds']:.1f} s, " + reached
     if r.get("eval_seconds"):
         evaluations += f" ({r['eval_seconds']:.1f} s of the clock)"
     return (
@@ -560,10 +577,12 @@ def summary_lines(runs: dict[str, list[dict]]) -> list[str]:
         reached = sum(r["reached"] for r in results)
         summary[system] = (seconds, test_f1)
         shown = f"{seconds:.1f} s" if math.isfinite(seconds) else "never (median)"
+        startups = [r["startup_seconds"] for r in results if r.get("startup_seconds") is not None]
+        startup = f", median start-up {statistics.median(startups):.1f} s" if startups else ""
         lines.append(
             f"{system:>7}: median seconds to target {shown}, median test F1 {test_f1:.4f} "
             f"(at the target; at the end where never reached); reached in "
-            f"{reached}/{len(results)} runs"
+            f"{reached}/{len(results)} runs{startup}"
         )
     peers = {s: v for s, v in summary.items() if s != "nerlit"}
     best_peer = min(peers, key=lambda s: peers[s][0]) if peers else None
@@ -622,6 +641,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--flair-epochs", type=int, default=10)
     parser.add_argument("--flair-batch-size", type=int, default=8)
     parser.add_argument("--keep", help="keep the data, jobs and logs in this folder")
+    parser.add_argument("--json", help="also write every run's figures to this JSON file")
     return parser.parse_args(argv)
 
 
@@ -679,6 +699,8 @@ def main() -> None:
                 r = run_child(system, job, work)
                 runs[system].append(r)
                 print(run_line(system, seed, r), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": device, "runs": runs}, indent=1))
     print("\n".join(summary_lines(runs)))
 
 

@@ -74,6 +74,8 @@ FLAIR_VENV = Path(os.environ.get("NERLIT_FLAIR_VENV", REPO / "bench" / ".flair-v
 #: the time-to-accuracy benchmark score Flair with nerlit's own scorer
 FLAIR_PACKAGES = ("flair==0.15.1", "seqeval==1.2.2")
 VARIANT_NAMES = ("nerlit", "hf", "hf-grouped", "flair", "bare")
+#: also runnable: nerlit with its GPU preset's batches and learning rate (trainer=gpu)
+EXTRA_VARIANTS = ("nerlit-preset",)
 
 
 def gmb_corpus():
@@ -231,7 +233,7 @@ class StepClock:
     def __init__(self, warmup: int, total: int, device: str = "cpu") -> None:
         self.warmup, self.total, self.device = warmup, total, device
         self.step, self.start, self.end, self.first = 0, None, None, None
-        self.words = self.tokens = 0
+        self.words = self.tokens = self.windows = 0
 
     def begin(self) -> None:
         if self.first is None:
@@ -240,10 +242,11 @@ class StepClock:
             synchronize(self.device)
             self.start = time.perf_counter()
 
-    def finish(self, words, tokens) -> None:
+    def finish(self, words, tokens, windows: int = 0) -> None:
         if self.step >= self.warmup:
             self.words = self.words + words
             self.tokens = self.tokens + tokens
+            self.windows = self.windows + windows
             if self.step + 1 >= self.total:
                 synchronize(self.device)
             self.end = time.perf_counter()
@@ -260,6 +263,7 @@ class StepClock:
             "steps": self.step - self.warmup,
             "words": words,
             "tokens": tokens,
+            "windows": int(self.windows),
             "words_per_s": words / seconds,
             "tokens_per_s": tokens / seconds,
         }
@@ -268,8 +272,21 @@ class StepClock:
 # -- (a) nerlit and (e) the bare loop ------------------------------------------------------------
 
 
-def _nerlit_parts(args, tmp: Path):
-    """nerlit's DataModule and module for the benchmark sentences, built as train.py builds them."""
+def gpu_preset() -> dict:
+    """The data and optimizer settings of nerlit's GPU preset (``trainer=gpu``)."""
+    from hydra import compose, initialize_config_dir
+
+    from nerlit.config import CONFIG_DIR
+
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train.yaml", overrides=["trainer=gpu"])
+    keys = ("max_tokens", "batch_size", "eval_batch_size", "pad_to_multiple_of", "num_workers")
+    return {**{k: cfg.data[k] for k in keys}, "lr": cfg.optimizer.lr}
+
+
+def _nerlit_parts(args, tmp: Path, preset: bool = False):
+    """nerlit's DataModule and module for the benchmark sentences, built as train.py builds them
+    (``preset``: with the GPU preset's batches, workers and learning rate)."""
     from nerlit.data.datamodule import NerDataModule
     from nerlit.evaluation.metrics import entity_scores
     from nerlit.models.module import NerModule
@@ -281,6 +298,17 @@ def _nerlit_parts(args, tmp: Path):
     path = tmp / "train.jsonl"
     path.write_text("\n".join(json.dumps({"tokens": s.words, "tags": s.tags}) for s in sentences))
     tokenizer = load_tokenizer(spec["location"])
+    batching = {
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "max_tokens": args.max_tokens,
+        "pad_to_multiple_of": args.pad_to_multiple_of,
+    }
+    lr = 5e-5
+    if preset:
+        settings = gpu_preset()
+        batching = {k: settings[k] for k in batching}
+        lr = settings["lr"]
     datamodule = NerDataModule(
         str(path),
         str(path),
@@ -288,12 +316,11 @@ def _nerlit_parts(args, tmp: Path):
         format="jsonl",
         scheme="iob2",
         tokenizer=tokenizer,
-        batch_size=args.batch_size,
         seed=0,
         length_grouping=not args.no_length_grouping,
-        num_workers=args.workers,
-        max_tokens=args.max_tokens,
+        **batching,
     )
+    datamodule.device_type = args.device  # the loader is built before a Trainer is attached
     datamodule.setup()
     module = NerModule(
         datamodule.labels,
@@ -301,20 +328,18 @@ def _nerlit_parts(args, tmp: Path):
         from_scratch=spec["from_scratch"],
         config_overrides=spec["overrides"],
         scorer=entity_scores,
-        optimizer=lambda params: adamw(params, lr=5e-5, fused=False if args.no_fused else None),
+        optimizer=lambda params: adamw(params, lr=lr, fused=False if args.no_fused else None),
         scheduler=lambda opt, total_steps: linear_warmup(opt, total_steps, 0.1),
+        attention=args.attention,
+        compile=args.compile,
     )
-    if args.compile:
-        # the network's forward and loss, compiled once for every length (issue 15 item 3): the
-        # module's attribute access goes through to the original network
-        module.network = torch.compile(module.network, dynamic=True)
     return datamodule, module
 
 
-def run_nerlit(args, tmp: Path) -> dict:
+def run_nerlit(args, tmp: Path, preset: bool = False) -> dict:
     import lightning as L
 
-    datamodule, module = _nerlit_parts(args, tmp)
+    datamodule, module = _nerlit_parts(args, tmp, preset)
     clock = StepClock(args.warmup, args.steps, args.device)
 
     class Clock(L.Callback):
@@ -322,7 +347,7 @@ def run_nerlit(args, tmp: Path) -> dict:
             clock.begin()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            clock.finish(batch["num_words"], batch["num_tokens"])
+            clock.finish(batch["num_words"], batch["num_tokens"], batch["input_ids"].size(0))
 
     trainer = L.Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -348,6 +373,7 @@ def run_bare(args, tmp: Path) -> dict:
     from nerlit.models.optim import adamw, linear_warmup, parameter_groups
 
     datamodule, module = _nerlit_parts(args, tmp)
+    module.setup("fit")  # model.compile, as Lightning would call it
     module.to(args.device).train()
     optimizer = adamw(parameter_groups(module), lr=5e-5)
     scheduler = linear_warmup(optimizer, args.steps, 0.1)
@@ -371,7 +397,7 @@ def run_bare(args, tmp: Path) -> dict:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        clock.finish(batch["num_words"], batch["num_tokens"])
+        clock.finish(batch["num_words"], batch["num_tokens"], batch["input_ids"].size(0))
     return clock.result()
 
 
@@ -709,6 +735,7 @@ PEAK_DTYPES = {"bf16-mixed": torch.bfloat16, "32-true": torch.float32}
 
 VARIANTS = {
     "nerlit": run_nerlit,
+    "nerlit-preset": lambda args, tmp: run_nerlit(args, tmp, preset=True),
     "hf": run_hf,
     "hf-grouped": run_hf_grouped,
     "flair": run_flair,
@@ -749,9 +776,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--compile",
-        action="store_true",
-        help="torch.compile(network, dynamic=True); compiling falls in the untimed warmup",
+        nargs="?",
+        const="default",
+        default=None,
+        help="model.compile: a torch.compile mode for nerlit and the bare loop (default, "
+        "reduce-overhead, ...); compiling falls in the untimed warmup",
     )
+    parser.add_argument("--attention", default="auto", help="model.attention (nerlit, bare)")
+    parser.add_argument(
+        "--pad-to-multiple-of",
+        type=lambda v: None if v == "null" else v if v == "auto" else int(v),
+        default="auto",
+        help="data.pad_to_multiple_of (nerlit, bare): auto, null or a number",
+    )
+    parser.add_argument("--json", help="also write every variant's figures to this JSON file")
     parser.add_argument("--run", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--resolved", type=json.loads, help=argparse.SUPPRESS)
     parser.add_argument("--flair-data", help=argparse.SUPPRESS)
@@ -795,7 +833,8 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def add_peak_share(result: dict, config, peak: float, batch_size: int) -> dict:
     """The variant's model FLOP/s over the measured peak (mean sequence length of its batches)."""
-    mean_tokens = result["tokens"] / (result["steps"] * batch_size)
+    windows = result.get("windows") or result["steps"] * batch_size
+    mean_tokens = result["tokens"] / windows
     flops = training_flops_per_token(config, mean_tokens) * result["tokens_per_s"]
     result["peak_share"] = flops / peak
     return result
@@ -877,6 +916,12 @@ def main() -> None:
             result = run_variant(name, args, spec, Path(work))
             results[name] = add_peak_share(result, config, peak, args.batch_size)
             print(variant_line(name, results[name], peak_label), flush=True)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"device": device_name, "precision": args.precision, "peak": peak,
+                        "batch_size": args.batch_size, "model": spec["label"],
+                        "results": results}, indent=1)
+        )  # fmt: skip
     print("\n".join(summary_lines(results)))
 
 

@@ -108,6 +108,63 @@ def test_throughput_compile_switch(tiny_gmb, tmp_path):
     assert result["steps"] == 2 and result["tokens"] > 0
 
 
+def test_throughput_gpu_preset_variant_uses_the_presets_batches(tiny_gmb, tmp_path):
+    """nerlit-preset trains with trainer=gpu's token budget and learning rate; the peak share
+    counts its windows, not batch_size x steps (its batches are of varying size)."""
+    args = tp.parse_args(
+        ["--model", "tiny", "--sentences", "200", "--steps", "3", "--warmup", "1"]
+        + ["--precision", "32-true", "--workers", "0"]
+    )
+    args.resolved = tp.resolve_model(args.model)
+    preset = tp.gpu_preset()
+    assert preset["max_tokens"] and preset["batch_size"] > args.batch_size
+    result = tp.VARIANTS["nerlit-preset"](args, tmp_path)
+    assert result["steps"] == 2
+    assert result["windows"] > 2 * args.batch_size, "the preset's batches are larger"
+    assert result["tokens"] <= 2 * preset["max_tokens"]
+
+
+def test_gpu_summary_reads_a_runs_files_and_ends_with_its_line(tmp_path):
+    """bench/gpu_summary.py over the JSON files bench/gpu.sh writes (made up here)."""
+    figures = {"words_per_s": 1.0, "tokens_per_s": 1.0, "peak_share": 0.3, "seconds": 1.0}
+    figures["steps"] = 10
+    write = lambda name, data: (tmp_path / f"{name}.json").write_text(json.dumps(data))  # noqa: E731
+    speeds = {"nerlit": 150.0, "nerlit-preset": 300.0, "hf": 100.0, "hf-grouped": 120.0}
+    write(
+        "throughput-bert",
+        {"results": {k: {**figures, "words_per_s": v} for k, v in speeds.items()}},
+    )
+    write("tta-minilm", {"runs": {
+        "nerlit": [{"reached": True, "seconds_to_target": 10.0, "test_f1": 0.83}],
+        "hf": [{"reached": True, "seconds_to_target": 40.0, "test_f1": 0.82}],
+    }})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "gpu_summary.py"), str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines()[-1] == (
+        "gpu_speedup_vs_hf_best_bert=1.25 gpu_speedup_vs_hf_best_minilm=nan "
+        "mfu_preset_bert=0.30 tta_gpu_seconds=10.0 tta_gpu_speedup=4.00"
+    )
+
+
+@pytest.mark.slow
+def test_gpu_probe_runs_every_section_on_a_cpu(tmp_path):
+    """bench/gpu_probe.py --dry-run: the GPU script's code paths, on a tiny model on the CPU."""
+    out = tmp_path / "probe.json"
+    script = str(REPO_ROOT / "bench" / "gpu_probe.py")
+    subprocess.run(
+        [sys.executable, script, "--dry-run", "--json", str(out)],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    probe = json.loads(out.read_text())
+    assert [row["attention"] for row in probe["attention"]][0] == "auto"
+    assert probe["attention"][0]["seen_ms"] > 0
+    assert "model.attention=cudnn" in probe["attention"][2]["error"]
+    assert probe["launches"][0]["wall_ms_per_step"] > 0
+    assert probe["syncs"] == {"syncs_per_train_step": 0.0, "syncs_per_eval_batch": 0.0}
+
+
 def test_precision_and_device_fallbacks():
     """auto picks a precision the machine runs natively; cuda without CUDA falls back loudly."""
     assert tp.resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
@@ -163,6 +220,9 @@ def test_time_to_accuracy_nerlit_and_hf_and_last_line(tmp_path):
         assert run["curve"][0]["sentences"] >= 32
         assert 0.0 <= run["test_f1"] <= 1.0
         assert system in tta.run_line(system, 1, run)
+        # start-up: the clock at the end of the first optimizer step, for every system
+        assert 0 < run["startup_seconds"] <= run["seconds_to_target"]
+        assert "start-up" in tta.run_line(system, 1, run)
         # nerlit's evaluations are timed apart (issue 15 item 3: evaluation cost); HF's are not
         if system == "nerlit":
             assert 0 < run["eval_seconds"] < run["seconds"]

@@ -1,5 +1,11 @@
 """nerlit: fine-tune BERT-family encoders for NER."""
 
+import time
+
+#: when nerlit was first imported: the start of a command, for its start-up time (the seconds
+#: until the first optimizer step: imports, reading and tokenizing, building the model)
+STARTED = time.perf_counter()
+
 __version__ = "0.1.0"
 __all__ = ["Tagger", "__version__"]
 

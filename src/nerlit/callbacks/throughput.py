@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import lightning as L
+
+import nerlit
+
+log = logging.getLogger(__name__)
 
 
 class TokenThroughput(L.Callback):
@@ -19,12 +24,21 @@ class TokenThroughput(L.Callback):
         self.words = 0
         self.seconds = 0.0
         self._mark: float | None = None
+        #: seconds from nerlit's import to the end of the first optimizer step
+        self.startup_seconds: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._mark = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
+        if self.startup_seconds is None:
+            self.startup_seconds = now - nerlit.STARTED
+            log.info(
+                "first optimizer step %.1f s after start (imports, reading and tokenizing the "
+                "corpus, building the model, the first step)",
+                self.startup_seconds,
+            )
         if self._mark is not None:
             self.seconds += now - self._mark
         self._mark = now
