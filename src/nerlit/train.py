@@ -171,6 +171,7 @@ def _fit_and_test(
         summary["train_tokens_per_s"] = round(throughput.tokens_per_s, 1)
         summary["train_words_per_s"] = round(throughput.words_per_s, 1)
         summary["train_seconds"] = round(throughput.seconds, 1)
+        summary["startup_seconds"] = round(throughput.startup_seconds or 0.0, 1)
     if cfg.test:
         # without training, ckpt_path names the checkpoint to test
         tested = best or (ckpt_path if not cfg.train else None)
