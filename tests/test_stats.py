@@ -65,3 +65,43 @@ def test_stats_cli_bad_file_is_one_clear_line(tmp_path: Path):
     assert f"nerlit: {bad}, line 2: 1 columns" in result.stderr
     assert result.stderr.count(str(bad)) == 1, "one error, said once"
     assert "Traceback" not in result.stderr
+
+
+def test_stats_builds_no_windows_and_agrees_with_setup(tmp_path: Path, monkeypatch):
+    """stats used to set the DataModule up, holding every window of the corpus (20 MB of CoNLL
+    peaked at 0.9-1.1 GB); it now keeps a histogram per split, with the same numbers."""
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from nerlit.config import CONFIG_DIR
+    from nerlit.data.encoding import SubwordEncoder
+    from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
+    from nerlit.stats import PERCENTILES, corpus_stats
+
+    sentences = make_sentences(50)
+    sentences += [(["word"] * n, ["O"] * n) for n in (60, 130, 300)]  # 1, 3 and 6 windows
+    train = write_conll(tmp_path / "train.txt", sentences)
+    overrides = ["data=conll", f"data.train_file={train}", "data.max_length=64", "model=tiny"]
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("stats.yaml", overrides=overrides)
+    resolved = resolve_pretrained(cfg.model.name, cfg.model.pretrained, cfg.paths.models_dir)
+    tokenizer = load_tokenizer(resolved.location)
+    reference = instantiate(cfg.data, tokenizer=tokenizer)
+    reference.setup()
+
+    def no_windows(*args, **kwargs):
+        raise AssertionError("stats built windows")
+
+    monkeypatch.setattr(SubwordEncoder, "encode", no_windows)
+    stats = corpus_stats(instantiate(cfg.data, tokenizer=tokenizer))
+    encoder = reference.make_encoder()
+    for split, sentences in reference.corpus.splits().items():
+        got = stats["splits"][split]
+        assert got["sentences"] == len(sentences)
+        assert got["windowed_sentences"] == reference.windowed[split]
+        lengths = [sum(map(len, encoder.word_pieces(s.words))) + 2 for s in sentences] or [0]
+        assert got["subword_length_percentiles"] == {
+            f"p{p}": int(np.percentile(lengths, p)) for p in PERCENTILES
+        }
+    assert sum(s["windowed_sentences"] for s in stats["splits"].values()) == 2
