@@ -399,3 +399,81 @@ def test_resumed_run_keeps_the_rows_logged_before_it_stopped(gmb_file: Path, tmp
     assert len(steps) == len(set(steps)) and len(steps) > len(
         [r for r in before if r["train/loss"]]
     )
+
+
+# -- issue 23: runs that trained or tested less than asked ----------------------------------------
+
+
+def test_val_check_interval_longer_than_an_epoch_is_one_line(gmb_file: Path, tmp_path: Path):
+    """Lightning's ValueError traceback, from configure_optimizers, after the model was built."""
+    with pytest.raises(NerlitError) as caught:
+        train(
+            compose_train([*tiny_overrides(gmb_file), "trainer.val_check_interval=100"], tmp_path)
+        )
+    assert str(caught.value) == (
+        "trainer.val_check_interval=100: an epoch has 4 training batches "
+        "(trainer.limit_train_batches=4), so it would never validate; set "
+        "trainer.val_check_interval to at most 4, or to a fraction of an epoch (0.25: four times "
+        "an epoch), or set trainer.check_val_every_n_epoch=null to count 100 batches across epochs"
+    )
+    across = [
+        "trainer.val_check_interval=6",
+        "trainer.check_val_every_n_epoch=null",
+        "trainer.max_epochs=2",
+    ]
+    assert train(compose_train([*tiny_overrides(gmb_file), *across], tmp_path / "across"))
+
+
+def test_train_file_without_entities_says_so(tmp_path: Path):
+    """Every tag O: transformers' "requires `num_labels > 1`" from deep inside the model's build."""
+    from tests.conftest import make_sentences, write_gmb_csv
+
+    plain = write_gmb_csv(tmp_path / "o.csv", [(w, ["O"] * len(w)) for w, _ in make_sentences(50)])
+    with pytest.raises(NerlitError) as caught:
+        train(compose_train(tiny_overrides(plain), tmp_path / "run"))
+    assert str(caught.value) == (
+        f"{plain}: train has no entities (every tag is O in its 40 sentences): nothing to learn; "
+        "give a train file with entity tags"
+    )
+
+
+def test_nan_loss_stops_the_run_at_its_first_step(gmb_file: Path, tmp_path: Path):
+    """optimizer.lr=1e6 trained on to NaN weights, tested them and reported F1 0, no warning."""
+    out = tmp_path / "run"
+    overrides = [*tiny_overrides(gmb_file), "optimizer.lr=1e6", "trainer.precision=32-true"]
+    with pytest.raises(NerlitError) as caught:
+        train(compose_train(overrides, out))
+    message = str(caught.value)
+    assert re.match(r"the training loss was (nan|inf) at step [1-3]: training diverged", message)
+    assert "optimizer.lr=1e+06, trainer.precision=32-true" in message and "\n" not in message
+    assert "lower optimizer.lr" in message
+    assert not (out / "checkpoints").exists() and not (out / "summary.json").exists()
+
+
+def test_partial_test_split_is_labelled_partial_everywhere(
+    gmb_file: Path, tmp_path: Path, caplog, capsys
+):
+    """limit_test_batches scored 4 of 12 sentences; nothing said so, predictions.conll vanished."""
+    import json
+
+    out = tmp_path / "run"
+    overrides = [
+        *tiny_overrides(gmb_file),
+        "trainer.limit_test_batches=1",
+        "data.eval_batch_size=4",
+    ]
+    with caplog.at_level(logging.WARNING, logger="nerlit.evaluation.report"):
+        summary = train(compose_train(overrides, out))
+    assert summary["test_partial"] == "4 of 12 sentences scored (trainer.limit_test_batches=1)"
+    assert summary["val_partial"] == "8 of 12 sentences scored (trainer.limit_val_batches=2)"
+    assert json.loads((out / "summary.json").read_text())["test_partial"] == summary["test_partial"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["partial"] == {"sentences_scored": 4, "sentences": 12}
+    assert (
+        (out / "report.md")
+        .read_text()
+        .startswith("## gmb test (partial: 4 of 12 sentences) (strict IOB2, word level)")
+    )
+    assert "gmb test (partial: 4 of 12 sentences)" in capsys.readouterr().out
+    assert not (out / "predictions.conll").exists()
+    assert "predictions.conll not written: 4 of the 12 test sentences were scored" in caplog.text

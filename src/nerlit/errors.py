@@ -85,3 +85,7 @@ def file_being_written(error: BaseException) -> str | None:
                     if isinstance(value.name, str):
                         return value.name
     return None
+
+
+class TrainingError(NerlitError, RuntimeError):
+    """Training went where its settings lead (a NaN or infinite loss); names them and the fix."""

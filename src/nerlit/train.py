@@ -24,9 +24,11 @@ from rich.console import Console
 
 from hydra_plugins.nerlit_optuna_sweeper import register_with_hydra
 from nerlit import extras
+from nerlit.callbacks.finite_loss import StopOnNonFiniteLoss
 from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
+from nerlit.errors import ConfigError, DataError
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_test_outputs
 from nerlit.experiments.ddp import distributed_job, is_global_zero
@@ -60,6 +62,7 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
     tokenizer.save_pretrained(out / "tokenizer")
     datamodule = instantiate(cfg.data, tokenizer=tokenizer, output_dir=str(out))
     datamodule.setup("fit")
+    _require_entities(cfg, datamodule)
     reference_types = list(cfg.data.get("reference_types") or [])
     module = instantiate(
         cfg.model,
@@ -95,6 +98,55 @@ def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]
         ]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return module, datamodule, trainer
+
+
+def _require_entities(cfg: DictConfig, datamodule: L.LightningDataModule) -> None:
+    """Stop on a train split whose every tag is O: its labels are ["O"] alone, which transformers
+    refused as a one-label head ("requires num_labels > 1"), saying nothing of the data."""
+    if len(datamodule.labels) > 1:
+        return
+    column = cfg.data.get("tag_column")
+    fix = "give a train file with entity tags"
+    if cfg.data.get("format") == "conll" and column is not None:
+        fix = f"check that data.tag_column={column} is the column of entity tags, or {fix}"
+    raise DataError(
+        f"{cfg.data.train_file}: train has no entities (every tag is O in its "
+        f"{len(datamodule.sentences('train'))} sentences): nothing to learn; {fix}"
+    )
+
+
+def _val_check_problem(trainer: L.Trainer) -> str | None:
+    """Lightning's ValueError for an integer ``val_check_interval`` longer than an epoch, in one
+    line naming the key, the epoch's batch count and the fix; None for any other error.
+
+    Lightning checks it where fit sets up its data, on the epoch's batch count it has just
+    computed (after ``limit_train_batches``, per rank); the same condition is tested here on
+    those values, so its message text is not relied on.
+    """
+    interval, batches = trainer.val_check_interval, trainer.fit_loop.max_batches
+    if not (
+        isinstance(interval, int)
+        and trainer.check_val_every_n_epoch is not None
+        and trainer.limit_val_batches > 0
+        and interval > batches
+    ):
+        return None
+    limit = trainer.limit_train_batches
+    limited = "" if limit == 1.0 else f" (trainer.limit_train_batches={limit})"
+    return (
+        f"trainer.val_check_interval={interval}: an epoch has {batches} training batches"
+        f"{limited}, so it would never validate; set trainer.val_check_interval to at most "
+        f"{batches}, or to a fraction of an epoch (0.25: four times an epoch), or set "
+        f"trainer.check_val_every_n_epoch=null to count {interval} batches across epochs"
+    )
+
+
+def _partial(module: NerModule, split: str, limit: float | int) -> str | None:
+    """How a split scored in part (``trainer.limit_<split>_batches``) is labelled in the summary."""
+    scored, total = module.scored.get(split, (0, 0))
+    if scored >= total:
+        return None
+    return f"{scored} of {total} sentences scored (trainer.limit_{split}_batches={limit})"
 
 
 class ValidateBeforeMaxSteps(L.Callback):
@@ -134,7 +186,7 @@ def _best_val_f1(trainer: L.Trainer, best: str) -> float | None:
 
 def _print_summary(summary: dict) -> None:
     """One block at the end of a run: where it is, what it scored."""
-    first = ("run_dir", "best_checkpoint", "best_val_f1", "test_f1")
+    first = ("run_dir", "best_checkpoint", "best_val_f1", "val_partial", "test_f1", "test_partial")
     keys = [k for k in first if k in summary] + [k for k in summary if k not in first]
     lines = []
     for key in keys:
@@ -156,7 +208,15 @@ def _fit_and_test(
         if ckpt_path:
             continue_csv_history(trainer, ckpt_path)
         trainer.callbacks.append(ValidateBeforeMaxSteps())
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        # first: a NaN found at an epoch's end stops the run before the checkpoint callbacks save
+        trainer.callbacks.insert(0, StopOnNonFiniteLoss())
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except ValueError:
+            problem = _val_check_problem(trainer)
+            if problem is None:
+                raise
+            raise ConfigError(problem) from None
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     summary = {
         "run_dir": str(out),
@@ -164,6 +224,8 @@ def _fit_and_test(
         "best_val_f1": _best_val_f1(trainer, best) if cfg.train else None,
         "world_size": trainer.world_size,
     }
+    if cfg.train and (coverage := _partial(module, "val", trainer.limit_val_batches)):
+        summary["val_partial"] = coverage
     if ckpt_path:
         summary["resumed_from" if cfg.train else "evaluated_checkpoint"] = ckpt_path
     throughput = next((c for c in trainer.callbacks if isinstance(c, TokenThroughput)), None)
@@ -177,6 +239,8 @@ def _fit_and_test(
         tested = best or (ckpt_path if not cfg.train else None)
         trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
         summary["test_f1"] = module.test_scores["micro"]["f1"]
+        if coverage := _partial(module, "test", trainer.limit_test_batches):
+            summary["test_partial"] = coverage
         if "reference" in module.test_scores:
             summary["test_f1_reference_types"] = module.test_scores["reference"]["f1"]
         if trainer.is_global_zero:

@@ -10,6 +10,7 @@ files: metrics.json, report.md and predictions.conll.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from nerlit.data.types import Sentence
 from nerlit.evaluation.bootstrap import CONFIDENCE, RESAMPLES, SEED, add_intervals, interval_of
 from nerlit.evaluation.errors import to_markdown as errors_markdown
 from nerlit.evaluation.predictions import write_predictions
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = ("precision", "recall", "f1", "support")
 
@@ -139,14 +142,33 @@ def write_test_outputs(
 
     ``gold``/``pred`` are what was scored. When they cover ``sentences`` one for one, the
     sentences' documents are the bootstrap's units; otherwise (a run with limit_test_batches
-    scored part of the split) sentences are, and predictions.conll is not written.
+    scored part of the split) sentences are, the scores are marked partial (``partial`` in
+    metrics.json, "(partial: 2 of 5 sentences)" in the title of report.md and the table: a
+    score of part of a split is no score of the split), and predictions.conll is not written,
+    which the log says: a predictions file is read as the whole split's (``nerlit compare``).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     whole = sentences is not None and len(sentences) == len(pred)
+    if sentences is not None and not whole:
+        scores["partial"] = {"sentences_scored": len(pred), "sentences": len(sentences)}
+        title = f"{title} ({partial_label(len(pred), len(sentences))})"
     documents = [s.document for s in sentences] if whole else None
     add_intervals(scores, gold, pred, documents, resamples, seed, confidence)
     write_report(scores, directory, title)
     if whole:
         write_predictions(sentences, pred, directory / "predictions.conll")
+    elif sentences is not None:
+        log.warning(
+            "predictions.conll not written: %d of the %d test sentences were scored "
+            "(trainer.limit_test_batches), and it holds a whole split; set "
+            "trainer.limit_test_batches=1.0 to write it",
+            len(pred),
+            len(sentences),
+        )
     return scores
+
+
+def partial_label(scored: int, total: int) -> str:
+    """How a score of part of a split is labelled wherever it is shown."""
+    return f"partial: {scored} of {total} sentences"

@@ -111,6 +111,8 @@ class NerModule(L.LightningModule):
         self._eval_windows = 0
         self.test_scores: dict | None = None
         self.test_predictions: list[list[str]] = []  # one IOB2 tag per word of each test sentence
+        #: split -> (sentences scored, sentences in the split): fewer under limit_*_batches
+        self.scored: dict[str, tuple[int, int]] = {}
         # the best val/f1 so far; a metric state is kept out of state_dict unless persistent,
         # and a resumed run must go on from the maximum it had, not from scratch
         self.val_f1_best = MaxMetric()
@@ -206,6 +208,7 @@ class NerModule(L.LightningModule):
         flat, windows = self._gather_eval_outputs()
         values, written = words_from_windows(*flat, [len(s) for s in sentences], fill=0)
         seen = [i for i, w in enumerate(written) if bool(w.any())]
+        self.scored[split] = (len(seen), len(sentences))
         # a sanity check or limit_*_batches evaluates part of the split: score what was seen
         limited = windows < len(self.trainer.datamodule.windows[split])
         missing = sum(int((~written[i]).sum()) for i in seen)
