@@ -172,3 +172,34 @@ def test_viterbi_memory_is_bounded_with_many_entity_types():
         tracemalloc.stop()
     assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MB for 64 sentences of 4 words"
     assert together == [viterbi([r], *scores)[0] for r in rows], "chunking changes no path"
+
+
+def _full_viterbi(scores: torch.Tensor, transitions, first, last) -> list[int]:
+    """The textbook Viterbi of one sentence: every [from, to] sum, first maximum wins."""
+
+    emissions = scores.double().numpy()
+    best, back = emissions[0] + first, []
+    for t in range(1, len(emissions)):
+        total = best[:, None] + transitions
+        back.append(total.argmax(axis=0))
+        best = total.max(axis=0) + emissions[t]
+    path = [int((best + last).argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1]
+
+
+@pytest.mark.parametrize("labels", [LABELS, BIOES], ids=["iob2", "bioes"])
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_viterbi_over_allowed_labels_is_the_full_viterbi_ties_included(labels, crf):
+    generator = torch.Generator().manual_seed(3)
+    n = len(labels)
+    learned = None
+    if crf:  # rounded: equal path scores, where the first maximum must be the full one's
+        learned = {
+            k: torch.randn(*s, generator=generator).round()
+            for k, s in (("transitions", (n, n)), ("start", (n,)), ("end", (n,)))
+        }
+    rows = [(torch.randn(k % 9 + 1, n, generator=generator) * 2).round() for k in range(40)]
+    scores = transition_scores(labels, learned)
+    assert viterbi(rows, *scores, chunk=3) == [_full_viterbi(r, *scores) for r in rows]
