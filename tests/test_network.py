@@ -91,3 +91,21 @@ def test_padding_to_a_multiple_changes_no_score(gmb_file: Path, tmp_path: Path, 
 def tiny_checkpoint_for(gmb_file: Path, tmp_path: Path) -> Path:
     summary = train(compose_train([*tiny_overrides(gmb_file), "logger=none"], tmp_path / "run"))
     return Path(summary["best_checkpoint"])
+
+
+def test_on_a_gpu_the_mask_goes_in_prepared_so_transformers_never_reads_it(monkeypatch):
+    """transformers checks a 2D mask for padding with ``.all()``, a host sync per forward on a
+    GPU; the prepared 4D mask skips that check and gives the same logits."""
+    network = _tiny()
+    ids, mask = _inputs()
+    reads = []
+    real_all = torch.Tensor.all
+    monkeypatch.setattr(
+        torch.Tensor, "all", lambda self, *a, **k: reads.append(1) or real_all(self, *a, **k)
+    )
+    plain = network.model(input_ids=ids, attention_mask=network.encoder_mask(mask, False)).logits
+    assert reads, "the 2D mask is read (the premise)"
+    reads.clear()
+    prepared = network.model(input_ids=ids, attention_mask=network.encoder_mask(mask, True)).logits
+    assert not reads
+    assert torch.equal(plain, prepared)

@@ -233,9 +233,10 @@ class NerNetwork(nn.Module):
             embeds = self.model.get_input_embeddings()(input_ids) + self.casing(casing_ids)
             inputs = {"inputs_embeds": embeds}
         kernels = attention_kernels(self.attention, input_ids.device.type)
+        mask = self.encoder_mask(attention_mask, input_ids.device.type != "cpu")
         try:
             with sdpa_kernel(kernels) if kernels else contextlib.nullcontext():
-                return self.model(**inputs, attention_mask=attention_mask).logits
+                return self.model(**inputs, attention_mask=mask).logits
         except RuntimeError as error:
             if kernels is None or not (
                 "No available kernel" in str(error) or "No viable backend" in str(error)
@@ -246,6 +247,20 @@ class NerNetwork(nn.Module):
                 f"inputs on {input_ids.device.type} (flash takes no padding mask; cudnn and "
                 f"efficient need a GPU): use model.attention=auto"
             ) from None
+
+    def encoder_mask(self, attention_mask: torch.Tensor, prepared: bool) -> torch.Tensor:
+        """The padding mask as the encoder gets it: ``prepared``, the 4D boolean mask that
+        transformers would build for SDPA (broadcast, no copy), which it passes through as is.
+
+        Why: given a 2D mask, transformers first checks whether it holds any padding
+        (``padding_mask.all()``) to drop it, and reading that answer waits for the GPU at every
+        forward, training and evaluation alike (an H200 showed one host sync per step). On a CPU
+        there is nothing to wait for, so the 2D mask goes in unchanged there.
+        """
+        if not prepared or getattr(self.model.config, "_attn_implementation", None) != "sdpa":
+            return attention_mask
+        rows, length = attention_mask.shape
+        return attention_mask.bool()[:, None, None, :].expand(rows, 1, length, length)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over labelled tokens, or the CRF's NLL over each window's labelled
