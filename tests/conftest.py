@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import threading
 from pathlib import Path
 
@@ -20,6 +21,8 @@ SHARED = Path(os.environ.get("NERLIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the corpus cache (nerlit.data.cache) of this test session, not the user's ~/.cache
+os.environ.setdefault("NERLIT_CACHE_DIR", tempfile.mkdtemp(prefix="nerlit-cache-"))
 # where the presets find corpora and models (the Makefile sets the same)
 os.environ.setdefault("NERLIT_DATA_DIR", str(SHARED / "data"))
 os.environ.setdefault("NERLIT_MODELS_DIR", str(SHARED / "models"))

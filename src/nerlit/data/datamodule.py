@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from nerlit.data.cache import cache_key, load_entry, save_entry
 from nerlit.data.corpus import CorpusReport, load_corpus
 from nerlit.data.encoding import (
     LengthGroupedBatchSampler,
@@ -120,6 +121,7 @@ class NerDataModule(L.LightningDataModule):
         max_tokens: int | None = None,
         pad_to_multiple_of: int | str | None = "auto",
         num_workers: int = 0,
+        cache: bool = True,
         seed: int = 42,
         reference_types: list[str] | None = None,
         output_dir: str | None = None,
@@ -166,6 +168,7 @@ class NerDataModule(L.LightningDataModule):
         #: where batches run when no Trainer is attached (a bare loop sets "cuda")
         self.device_type = "cpu"
         self.num_workers = num_workers
+        self.cache = cache
         self.seed = seed
         self.reference_types = list(reference_types or [])
         self.output_dir = output_dir
@@ -203,6 +206,47 @@ class NerDataModule(L.LightningDataModule):
                 f"batch could not hold one long window: set data.max_tokens to at least {limit} "
                 f"(or lower data.max_length), or null for batches of data.batch_size windows"
             )
+        options = {**self.corpus_options, **self.run_options, "window": limit}
+        key = cache_key(options, self.tokenizer) if self.cache else None
+        entry = load_entry(key) if key else None
+        if entry is not None:
+            self.restore(entry)
+        else:
+            self.read_and_encode()
+            if key:
+                save_entry(key, self.cached_state())
+        if self.output_dir:
+            self.save_split(Path(self.output_dir))
+
+    def restore(self, entry: dict) -> None:
+        """The state :meth:`read_and_encode` left, from the corpus cache."""
+        self.corpus, self.windows = entry["corpus"], entry["windows"]
+        self.report = CorpusReport(**entry["report"])
+        self.labels, self.mapped_unknown = entry["labels"], entry["mapped_unknown"]
+        self.windowed, self.with_context = entry["windowed"], entry["with_context"]
+        log.info(
+            "corpus read from the cache %s (same files, options and tokenizer): %s; "
+            "data.cache=false reads it again",
+            entry["folder"],
+            ", ".join(
+                f"{split} {len(sentences)} sentences, {len(self.windows[split])} windows"
+                for split, sentences in self.corpus.splits().items()
+            ),
+        )
+
+    def cached_state(self) -> dict:
+        return {
+            "corpus": self.corpus,
+            "report": asdict(self.report),
+            "labels": self.labels,
+            "mapped_unknown": self.mapped_unknown,
+            "windows": self.windows,
+            "windowed": self.windowed,
+            "with_context": self.with_context,
+        }
+
+    def read_and_encode(self) -> None:
+        """Read the corpus files, fix the labels and cut every split into windows."""
         corpus, self.report = load_corpus(**self.corpus_options)
         self.labels = corpus.labels(self.train_scheme)
         self.mapped_unknown = apply_unknown_labels(corpus, corpus.labels(), self.unknown_labels)
@@ -226,8 +270,6 @@ class NerDataModule(L.LightningDataModule):
             )
             self.log_context(split, sentences)
         self.corpus = corpus
-        if self.output_dir:
-            self.save_split(Path(self.output_dir))
 
     def log_context(self, split: str, sentences: Sequence[Sentence]) -> None:
         """How many sentences of a split got document context: zero is worth a warning."""
