@@ -325,3 +325,28 @@ def test_a_full_disk_is_one_line_and_leaves_the_earlier_output(
     )
     assert out.read_text() == "the earlier output\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_the_html_page_is_written_as_the_texts_come():
+    """predict format=html held every text and its entities, then built the page as one string
+    (2 GB on 20 MB of text): each text's block is now written before the next text is read."""
+    import io
+
+    from nerlit.inference.html import write_html
+
+    sink = io.StringIO()
+    entity = Entity("Obama", "per", 0, 5, 0.9, 0, 1)
+
+    def texts():
+        for i in range(3):
+            if i:  # the previous text is on the page already
+                assert sink.getvalue().count('<div class="doc">') == i
+            yield f"Obama {i}", [entity]
+
+    write_html(sink, texts(), title="t")
+    page = sink.getvalue()
+    assert page.count('<div class="doc">') == 3 and "3 texts, 3 entities" in page
+    # counts and legend come last in the file, first on the page (CSS order, no script)
+    assert page.index('class="legend"') > page.rindex('<div class="doc">')
+    assert ".summary { order: -1; }" in page and "<script" not in page
+    assert page == render_html([(f"Obama {i}", [entity]) for i in range(3)], title="t")
