@@ -207,6 +207,7 @@ def child_nerlit(job: dict) -> dict:
         f"data.test_file={job['test']}",
         f"data.reference_types=[{','.join(REFERENCE_TYPES)}]",
         "data.unknown_labels=o",  # a dev/test label absent from a small subset is no error
+        "data.cache=false",  # a cold start, as every system's (the HF Trainer caches nothing)
         f"model={job['nerlit_preset']}",
         f"model.pretrained={model['dir']}",
         f"seed={job['seed']}",

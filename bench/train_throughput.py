@@ -318,6 +318,7 @@ def _nerlit_parts(args, tmp: Path, preset: bool = False):
         tokenizer=tokenizer,
         seed=0,
         length_grouping=not args.no_length_grouping,
+        cache=False,  # every variant reads and tokenizes afresh
         **batching,
     )
     datamodule.device_type = args.device  # the loader is built before a Trainer is attached

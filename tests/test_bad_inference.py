@@ -276,3 +276,15 @@ def test_blank_pre_split_words_are_never_entities(ckpt: Path):
     ]
     assert tagger.predict([["", " "]]) == [[]]
     assert tagger.predict_tags([["", " "]]) == [["O", "O"]]
+
+
+def test_an_exported_folder_without_its_tokenizer_is_refused(ckpt: Path, tmp_path: Path):
+    """transformers builds a tokenizer of special tokens alone from a bare config: every word
+    would be [UNK] and most entities silently lost."""
+    folder = export_huggingface(ckpt, tmp_path / "export")
+    assert Tagger.load(folder).predict("Obama visited Paris")  # whole, it loads and tags
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError) as error:
+        Tagger.load(folder)
+    assert _one_line(error.value).startswith(f"no tokenizer in {folder}")
