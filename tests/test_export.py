@@ -42,6 +42,9 @@ def test_folder_is_standard(exported: Path, ckpt: Path):
     assert config["architectures"] == ["BertForTokenClassification"]
     assert (exported / "model.safetensors").is_file()
     assert (exported / "tokenizer.json").is_file()
+    # safetensors writes 0600; an exported folder's files are all readable alike
+    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in exported.iterdir() if f.is_file()}
+    assert len(set(modes.values())) == 1, modes
 
 
 def test_exported_weights_compute_what_the_checkpoint_computes(exported: Path, ckpt: Path):

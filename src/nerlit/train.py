@@ -237,7 +237,9 @@ def _fit_and_test(
     if cfg.test:
         # without training, ckpt_path names the checkpoint to test
         tested = best or (ckpt_path if not cfg.train else None)
-        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
+        trainer.test(
+            module, datamodule=datamodule, ckpt_path=tested, weights_only=True, verbose=False
+        )  # nerlit prints its own table; Lightning's "Test metric" one would repeat it
         summary["test_f1"] = module.test_scores["micro"]["f1"]
         if coverage := _partial(module, "test", trainer.limit_test_batches):
             summary["test_partial"] = coverage

@@ -290,6 +290,10 @@ class NerNetwork(nn.Module):
         out = self.save_config(directory, **settings)
         self.model.save_pretrained(out)
         self.save_extra_weights(out)
+        # safetensors creates its files 0600; give them the mode config.json got (the umask's)
+        mode = (out / "config.json").stat().st_mode & 0o777
+        for weights in out.glob("*.safetensors"):
+            weights.chmod(mode)
         return out
 
     def save_config(self, directory: str | Path, **settings) -> Path:
