@@ -5,6 +5,7 @@ checkpoint) even when max_steps ends training inside the first epoch."""
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,23 @@ def test_a_run_that_validates_anyway_validates_as_before(
     summary = train(compose_train(overrides, out))
     assert [row["step"] for row in _logged(_metrics(out), "val/f1")] == ["3"]
     assert Path(summary["best_checkpoint"]).name.startswith("epoch00-step4-")
+
+
+def test_lightnings_echo_of_nerlits_own_settings_is_quiet_and_its_warnings_are_not(caplog):
+    """Five `Trainer(limit_*=1.0)` lines, the model-summary note and a cloud-logger advert used
+    to open every run (issue 25); a warning still shows."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from nerlit.train import quiet_lightning
+
+    quiet_lightning()
+    with caplog.at_level(logging.INFO):
+        rank_zero_info("`Trainer(limit_val_batches=1.0)` was configured so 100% of the batches.")
+        rank_zero_info("💡 Tip: For seamless cloud logging and experiment tracking, try ...")
+        rank_zero_info("an info line nerlit does not know")
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").warning(
+            "`Trainer(limit_val_batches=1.0)` was configured so ... a warning"
+        )
+    assert "was configured so 100%" not in caplog.text and "Tip" not in caplog.text
+    assert "an info line nerlit does not know" in caplog.text
+    assert "a warning" in caplog.text

@@ -43,6 +43,27 @@ from nerlit.validation import validate
 log = logging.getLogger(__name__)
 
 
+class _LightningNoise(logging.Filter):
+    """Lightning's info lines that describe nerlit's own settings back to the user, not a
+    problem: the ``limit_*_batches=1.0`` it is passed (nerlit's configs spell out Lightning's
+    defaults so that every key takes an override), the model summary nerlit configures itself,
+    and the advertisement for Lightning's cloud logger. Warnings pass untouched."""
+
+    NOISE = ("` was configured so ", "Trainer already configured with model summary", "💡 Tip:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not any(text in record.getMessage() for text in self.NOISE)
+
+
+def quiet_lightning() -> None:
+    """Install :class:`_LightningNoise` once, on the logger of Lightning's rank-zero messages."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _LightningNoise) for f in logger.filters):
+        logger.addFilter(_LightningNoise())
+
+
 def _instantiate_group(group: DictConfig | None) -> list:
     """Callbacks and loggers are dicts of named configs (so overlays can add or drop one)."""
     configs = [c for c in (group or {}).values() if c is not None and "_target_" in c]
@@ -54,6 +75,7 @@ def _instantiate_group(group: DictConfig | None) -> list:
 
 def build(cfg: DictConfig) -> tuple[NerModule, L.LightningDataModule, L.Trainer]:
     """Everything ``fit`` needs, built from the config alone; tests call this directly."""
+    quiet_lightning()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     resolved = resolve_pretrained(cfg.model.name, cfg.model.pretrained, cfg.paths.models_dir)
