@@ -24,7 +24,7 @@ from nerlit.data.readers import ConllBlock, conll_blocks, conll_word, read_lines
 from nerlit.data.schemes import spans
 from nerlit.data.types import Entity
 from nerlit.errors import OptionError
-from nerlit.inference.html import render_html
+from nerlit.inference.html import HtmlWriter
 from nerlit.inference.outputs import atomic_text_file
 from nerlit.inference.tagger import Tagger
 
@@ -155,7 +155,8 @@ def predict_file(
                 _write_conll(tagger, chunk, sink, summary, token_column, str(input))
                 bar.advance(task, sum(len(b.lines) for b in chunk))
             return summary
-        documents = []
+        title = f"nerlit: {Path(str(input)).name}"
+        page = HtmlWriter(sink, title=title) if format == "html" else None  # written as it goes
         for chunk in _chunks(lines, chunk_size):
             texts = [line for _, line in chunk]
             entities = tagger.predict(texts)
@@ -166,10 +167,11 @@ def predict_file(
                     record = {"text": text, "entities": [entity_json(e) for e in found]}
                     sink.write(_json_line(record))
             else:
-                documents.extend(zip(texts, entities))
+                for text, found in zip(texts, entities):
+                    page.add(text, found)
             bar.advance(task, len(chunk))
-        if format == "html":
-            sink.write(render_html(documents, title=f"nerlit: {Path(str(input)).name}"))
+        if page is not None:
+            page.close()
     return summary
 
 
