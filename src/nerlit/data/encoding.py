@@ -25,6 +25,10 @@ from nerlit.data.schemes import split_tag
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError
 
+#: the casing rule without ``word_casing``'s process-wide cache: the encoder keeps each word's
+#: class beside its subwords, so tagging a stream of new words leaves nothing behind once the
+#: encoder is gone (that cache held up to a million words for the life of the process)
+_casing_of = getattr(word_casing, "__wrapped__", word_casing)
 IGNORE_INDEX = -100  # CrossEntropyLoss's ignore_index: no loss on this position
 
 
@@ -63,6 +67,9 @@ class Window:
 class SubwordEncoder:
     """Tokenizes words (cached per distinct word) and cuts sentences into windows.
 
+    The per-word cache (subwords and casing class) lives as long as the encoder: ``Tagger``
+    makes one per call, so a file tagged chunk by chunk holds one chunk's words at a time.
+
     ``context``: up to this many subwords of document context on each side of a sentence (0: off).
     """
 
@@ -92,6 +99,7 @@ class SubwordEncoder:
             raise ValueError(f"context={context}: expected a number of subwords >= 0")
         self.context = context
         self._pieces: dict[str, list[int]] = {}
+        self._casings: dict[str, int] = {}
 
     def word_pieces(self, words: Sequence[str]) -> list[list[int]]:
         """Subword ids of each word as it would be tokenized inside a sentence."""
@@ -114,6 +122,7 @@ class SubwordEncoder:
                 )["input_ids"]
             for word, pieces in zip(chunk, ids):
                 self._pieces[word] = (pieces or [self.unk])[: self.budget]
+                self._casings[word] = _casing_of(word)
         return [self._pieces[w] for w in words]
 
     def spans(self, lengths: Sequence[int]) -> list[tuple[int, int, int, int]]:
@@ -208,9 +217,9 @@ class SubwordEncoder:
                 left, right = self.context_words(sentences, index, room)
             left_ids = [i for w in left for i in self._pieces[w]]
             right_ids = [i for w in right for i in self._pieces[w]]
-            left_casings = [word_casing(w) for w in left for _ in self._pieces[w]]
-            right_casings = [word_casing(w) for w in right for _ in self._pieces[w]]
-            casing = [word_casing(w) for w in sentence.words]
+            left_casings = [self._casings[w] for w in left for _ in self._pieces[w]]
+            right_casings = [self._casings[w] for w in right for _ in self._pieces[w]]
+            casing = [self._casings[w] for w in sentence.words]
             for start, end, own_start, own_end in spans:
                 ids, labels, word_index, casings = [], [], [], []
                 if self.cls is not None:
