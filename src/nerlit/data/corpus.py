@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nerlit.data.readers import read_sentences
-from nerlit.data.schemes import SCHEMES, scheme_evidence, to_iob2
+from nerlit.data.readers import iter_sentences, read_sentences
+from nerlit.data.schemes import SCHEMES, SchemeEvidence, scheme_evidence, to_iob2
 from nerlit.data.types import Corpus, Sentence
 from nerlit.errors import CorpusFormatError, DataError
 
@@ -61,14 +62,23 @@ def _to_iob2(
     split: str, sentences: list[Sentence], scheme: str, report: CorpusReport
 ) -> list[Sentence]:
     """One split in ``scheme`` -> IOB2, empty sentences dropped; both counted in report."""
-    kept, repaired = [], 0
+    return list(_iob2_stream(split, sentences, scheme, report))
+
+
+def _iob2_stream(
+    split: str, sentences: Iterable[Sentence], scheme: str, report: CorpusReport
+) -> Iterator[Sentence]:
+    """:func:`_to_iob2` one sentence at a time; the counts are reported once all are taken."""
+    kept = empty = repaired = 0
     for sentence in sentences:
         if not sentence.words:
+            empty += 1
             continue
         tags, fixed = to_iob2(sentence.tags, scheme)
         repaired += fixed
-        kept.append(replace(sentence, tags=tuple(tags)))
-    report.empty_skipped[split] = len(sentences) - len(kept)
+        kept += 1
+        yield replace(sentence, tags=tuple(tags))
+    report.empty_skipped[split] = empty
     report.repaired_tags[split] = repaired
     if repaired:
         log.warning(
@@ -91,18 +101,39 @@ def _place(sentence: Sentence, word: int, format: str) -> str:
     return f"{sentence.id} word {word + 1}"
 
 
-def _detect(split: str, sentences: list[Sentence], format: str) -> str:
+def _evidence(
+    sentences: Iterable[Sentence], format: str, keep: int = 5
+) -> tuple[SchemeEvidence, dict[str, list[str]]]:
+    """:func:`scheme_evidence` of a file taken sentence by sentence (every sentence is read, so
+    the reader checks the whole file), with the first ``keep`` places of I- and B- starts."""
+    total = SchemeEvidence()
+    places: dict[str, list[str]] = {"I-": [], "B-": []}
+    for sentence in sentences:
+        if total.bioes:
+            continue  # the scheme is BIOES whatever else the file holds
+        found = scheme_evidence([sentence.tags], keep)
+        total.bioes = found.bioes
+        total.i_starts += found.i_starts
+        total.b_starts += found.b_starts
+        for kind, at in (("I-", found.i_starts_at), ("B-", found.b_starts_at)):
+            room = keep - len(places[kind])
+            places[kind] += [_place(sentence, w, format) for _, w in at[:room]]
+    return total, places
+
+
+def _detect(split: str, sentences: Iterable[Sentence], format: str) -> str:
     """The file's scheme by the weight of its evidence (:func:`scheme_evidence`); the entity
     starts that contradict it are logged with where the first few are, as annotation slips,
     so two slips neither decide the scheme nor hide."""
-    evidence = scheme_evidence(s.tags for s in sentences)
-    count, places = evidence.disagreeing()
+    evidence, found = _evidence(sentences, format)
+    count, _ = evidence.disagreeing()
     if count:
         iob1 = evidence.scheme == "iob1"
         agree, usual, slip = (
             (evidence.i_starts, "I-", "B-") if iob1 else (evidence.b_starts, "B-", "I-")
         )
-        shown = ", ".join(_place(sentences[s], w, format) for s, w in places)
+        places = found[slip]
+        shown = ", ".join(places)
         log.warning(
             "%s: tag scheme %s, since %d entities start with %s; %d start with %s after O or "
             "another type instead, annotation slips read as starting an entity (%s%s)",
@@ -263,3 +294,109 @@ def load_file(
     sentences = _read_split(split, path, format, encoding, token_column, tag_column, scheme, report)
     report.scheme = report.schemes[split]
     return sentences, report
+
+
+def stream_corpus(
+    train_file: str | Path,
+    val_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    format: str = "conll",
+    encoding: str | None = None,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    split_seed: int = 42,
+    name: str | None = None,
+    report: CorpusReport | None = None,
+) -> Iterator[tuple[str, int, Sentence]]:
+    """:func:`load_corpus`'s sentences as (split, place, IOB2 sentence), none of them held:
+    the same readers, checks, schemes, repairs and carving, and ``report`` filled as it does
+    once the last is taken. Each file is read again after a detection pass (``scheme=auto``);
+    a train file that val/test are carved from is read once to count its sentences, then
+    dealt out as :func:`split_sentences` deals them. ``place``: the sentence's position in its
+    split as :func:`load_corpus` orders it. Given files come one after another, train first.
+    """
+    report = report if report is not None else CorpusReport()
+    files = {"train": train_file, "val": val_file, "test": test_file}
+    missing = [s for s in SPLITS if not files[s]]
+    if scheme not in SCHEMES:
+        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
+    for split, path in files.items():
+        if not path:
+            continue
+
+        def read(path=path):
+            return iter_sentences(path, format, encoding, token_column, tag_column, scheme)
+
+        carving = split == "train" and missing
+        counted = [0]
+
+        def counting(sentences, counted=counted):
+            for sentence in sentences:
+                counted[0] += bool(sentence.words)
+                yield sentence
+
+        if scheme == "auto":
+            found = _detect(split, counting(read()), format)
+        else:
+            found = scheme
+            if carving:
+                for _ in counting(read()):
+                    pass
+        report.schemes[split] = found
+        log.info("%s: %s, tag scheme %s%s", split, path, found, " (detected)" * (scheme == "auto"))
+        deal = None
+        if carving:
+            report.scheme = found
+            if not counted[0]:
+                raise CorpusFormatError(
+                    path, None, f"{split} has 0 sentences", "at least 1 sentence with words"
+                )
+            share = {s: f for s, f in zip(SPLITS, split_fractions)}
+            total = share["train"] + sum(share[s] for s in missing)
+            fractions = [share["train"] / total] + [
+                share[s] / total if s in missing else 0.0 for s in ("val", "test")
+            ]
+            n = counted[0]
+            sizes = _carve_sizes(n, fractions)
+            if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+                split_sentences([], fractions, split_seed)  # its error
+            order = list(range(n))
+            random.Random(split_seed).shuffle(order)
+            position = array("q", bytes(8 * n))  # 8 bytes a sentence
+            for place, index in enumerate(order):
+                position[index] = place
+            del order
+            bounds = [(SPLITS[0], 0), (SPLITS[1], sizes[0]), (SPLITS[2], sizes[0] + sizes[1])]
+            _check_carved(
+                {s: range(size) for s, size in zip(SPLITS, sizes)},
+                missing,
+                fractions,
+                split_fractions,
+                train_file,
+            )
+            report.carved_from_train = missing
+            report.schemes.update({s: found for s in missing})
+
+            def deal(index: int, position=position, bounds=bounds) -> tuple[str, int]:
+                place = position[index]
+                for name_, start in reversed(bounds):
+                    if place >= start:
+                        return name_, place - start
+                raise AssertionError(place)
+
+        kept = 0
+        for index, sentence in enumerate(_iob2_stream(split, read(), found, report)):
+            kept += 1
+            yield (*deal(index), sentence) if deal else (split, index, sentence)
+        if not kept:
+            raise CorpusFormatError(
+                path,
+                None,
+                f"{split} has 0 sentences ({report.empty_skipped[split]} empty ones skipped)",
+                "at least 1 sentence with words",
+            )
+        if carving:
+            log.info("%s carved from %s (seed %d)", " and ".join(missing), train_file, split_seed)
+    report.scheme = report.schemes["train"]

@@ -536,8 +536,18 @@ def read_conll_file(
     scheme: str = "auto",
 ) -> list[Sentence]:
     """CoNLL-style columns, one word per line (see :func:`conll_blocks`), with a tag column."""
-    path = corpus_path(path)
-    sentences: list[Sentence] = []
+    return list(iter_conll_file(corpus_path(path), encoding, token_column, tag_column, scheme))
+
+
+def iter_conll_file(
+    path: Path,
+    encoding: str | None = None,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+) -> Iterator[Sentence]:
+    """:func:`read_conll_file`'s sentences one at a time, every check made as each is read."""
+    sentences = 0
     n_cols = None
     for block in conll_blocks(read_lines(path, encoding), path.name, tag_column):
         words, tags = [], []
@@ -557,12 +567,10 @@ def read_conll_file(
             )
             words.append(conll_word(fields, token_column, path, number))
         if words:
-            sentences.append(
-                Sentence(tuple(words), tuple(tags), f"{path.name}:{block.start}", block.document)
-            )
+            sentences += 1
+            yield Sentence(tuple(words), tuple(tags), f"{path.name}:{block.start}", block.document)
     if not sentences:
         raise CorpusFormatError(path, None, "the file holds no sentences", "CoNLL column lines")
-    return sentences
 
 
 # --- JSONL ---------------------------------------------------------------------------------------
@@ -777,8 +785,14 @@ def read_jsonl_file(
     An optional ``"document"`` key names the record's document (for document context); other
     keys (an ``"id"``...) are the user's own and ignored.
     """
-    path = corpus_path(path)
-    sentences = []
+    return list(iter_jsonl_file(corpus_path(path), encoding, scheme))
+
+
+def iter_jsonl_file(
+    path: Path, encoding: str | None = None, scheme: str = "auto"
+) -> Iterator[Sentence]:
+    """:func:`read_jsonl_file`'s sentences one at a time, every check made as each is read."""
+    sentences = 0
     for number, line in read_lines(path, encoding):
         if not line.strip(_BLANK):
             continue
@@ -799,12 +813,12 @@ def read_jsonl_file(
             raise CorpusFormatError(
                 path, number, f"JSON with {error}", f"one JSON object per line: {_JSONL_FORMS}"
             ) from None
-        sentences.append(_jsonl_sentence(path, number, record, scheme))
+        sentences += 1
+        yield _jsonl_sentence(path, number, record, scheme)
     if not sentences:
         raise CorpusFormatError(
             path, None, "the file holds no sentences", "one JSON object per line"
         )
-    return sentences
 
 
 # --- GMB CSV -------------------------------------------------------------------------------------
@@ -820,7 +834,13 @@ def read_gmb_file(
     :func:`read_lines`, so ``reader.line_num`` is the file's line number; a quoted cell that
     spans lines would lose its line break, so it is an error.
     """
-    path = corpus_path(path)
+    return list(iter_gmb_file(corpus_path(path), encoding, scheme))
+
+
+def iter_gmb_file(
+    path: Path, encoding: str | None = "cp1252", scheme: str = "auto"
+) -> Iterator[Sentence]:
+    """:func:`read_gmb_file`'s sentences one at a time, every check made as each is read."""
     reader = csv.reader(text for _, text in read_lines(path, encoding or "cp1252"))
     header = next(reader, None)
     if header is None:
@@ -836,7 +856,7 @@ def read_gmb_file(
         raise CorpusFormatError(
             path, 1, f"header {header!r} lacks a needed column", "'Sentence #', 'Word' and 'Tag'"
         ) from None
-    sentences: list[Sentence] = []
+    sentences = 0
     words: list[str] = []
     tags: list[str] = []
     current = None
@@ -853,7 +873,8 @@ def read_gmb_file(
             )
         if row[sent_col].strip():
             if words:
-                sentences.append(Sentence(tuple(words), tuple(tags), current))
+                sentences += 1
+                yield Sentence(tuple(words), tuple(tags), current)
             current, words, tags = row[sent_col].strip(), [], []
         elif current is None:
             raise CorpusFormatError(
@@ -870,10 +891,10 @@ def read_gmb_file(
             )
         words.append(row[word_col])
     if words:
-        sentences.append(Sentence(tuple(words), tuple(tags), current))
+        sentences += 1
+        yield Sentence(tuple(words), tuple(tags), current)
     if not sentences:
         raise CorpusFormatError(path, None, "no sentences", "rows of 'Sentence #,Word,POS,Tag'")
-    return sentences
 
 
 def read_sentences(
@@ -886,10 +907,25 @@ def read_sentences(
 ) -> list[Sentence]:
     """Dispatch on ``format`` (conll, jsonl, gmb). ``scheme`` other than ``auto`` is checked
     against every tag as it is read, so a contradiction names its line."""
+    return list(iter_sentences(path, format, encoding, token_column, tag_column, scheme))
+
+
+def iter_sentences(
+    path: str | Path,
+    format: str,
+    encoding: str | None = None,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+) -> Iterator[Sentence]:
+    """:func:`read_sentences` one sentence at a time (the file read as they are taken), for
+    whatever need not hold the corpus (``nerlit stats``). A missing file or an unknown format
+    is refused here, before the first sentence is asked for."""
+    if format not in FORMATS:
+        raise DataError(f"unknown data.format {format!r}; expected one of {FORMATS}")
+    path = corpus_path(path)
     if format == "conll":
-        return read_conll_file(path, encoding, token_column, tag_column, scheme)
+        return iter_conll_file(path, encoding, token_column, tag_column, scheme)
     if format == "jsonl":
-        return read_jsonl_file(path, encoding, scheme)
-    if format == "gmb":
-        return read_gmb_file(path, encoding or "cp1252", scheme)
-    raise DataError(f"unknown data.format {format!r}; expected one of {FORMATS}")
+        return iter_jsonl_file(path, encoding, scheme)
+    return iter_gmb_file(path, encoding or "cp1252", scheme)
