@@ -83,3 +83,18 @@ def test_cache_false_writes_nothing_and_a_broken_entry_is_read_again(
         again = _datamodule(csv, cased_tokenizer)
     assert "unreadable" in caplog.text
     assert again.windows == first.windows
+
+
+def test_the_same_bytes_in_another_folder_report_their_own_sources(
+    cache: Path, tmp_path: Path, cased_tokenizer
+):
+    """A corpus copied elsewhere is that folder's corpus in split.json, not the first folder's."""
+    sentences = make_sentences(40)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    first = _datamodule(write_gmb_csv(tmp_path / "a" / "gmb.csv", sentences), cased_tokenizer)
+    moved = tmp_path / "b" / "other.csv"
+    second = _datamodule(write_gmb_csv(moved, sentences), cased_tokenizer)
+    assert second.corpus.sources["train"] == str(moved.resolve())
+    assert second.corpus.name == "other"
+    assert second.windows == first.windows

@@ -68,7 +68,13 @@ def installed(tmp_path_factory) -> dict[str, str]:
         timeout=300,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("NERLIT_")}
-    env.update(PYTHONPATH=str(site), HF_HUB_OFFLINE="1", NERLIT_SITE=str(site))
+    # a user's settings are left out, except where the corpus cache goes: never the tester's home
+    env.update(
+        PYTHONPATH=str(site),
+        HF_HUB_OFFLINE="1",
+        NERLIT_SITE=str(site),
+        NERLIT_CACHE_DIR=str(tmp / "cache"),
+    )
     return env
 
 

@@ -2,9 +2,12 @@
 reading, checking and tokenizing (GMB: ~15 s of a CPU's ~25 s start-up).
 
 Sweeps, reruns and resumed runs read the same files with the same tokenizer again and again.
-The key is a hash of every input that shapes the result: the bytes of each corpus file, the
-reading and windowing options, the tokenizer's own serialization and nerlit's version, so an
-edited file, another option or another tokenizer is a miss, never a stale hit. The entry is
+The key is a hash of every input that shapes the result: each corpus file's resolved path and
+bytes, the reading and windowing options, the tokenizer's own serialization and nerlit's
+version, so an edited file, another option or another tokenizer is a miss, never a stale hit.
+The path is part of it because the entry records where the corpus came from (``split.json``'s
+sources, the corpus name taken from the file's stem): the same bytes in another folder are read
+again rather than reported as the first folder's files. The entry is
 plain data (JSON for sentences and the reading report, an ``.npz`` of integer arrays for the
 windows, loaded without pickle), written to a temporary folder and renamed into place, so two
 runs starting at once never read half an entry. ``data.cache=false`` turns it off;
@@ -32,7 +35,7 @@ from nerlit.data.types import Corpus, Sentence
 log = logging.getLogger(__name__)
 
 #: bump when the entry's layout changes
-LAYOUT = 1
+LAYOUT = 2
 _WINDOW_FIELDS = ("input_ids", "labels", "word_index", "casings")
 _PER_CALL = ("padding", "truncation")
 
@@ -42,11 +45,13 @@ def cache_root() -> Path:
 
 
 def _file_digest(path: str) -> str:
+    """The file's resolved path and a hash of its bytes."""
+    resolved = Path(path).expanduser().resolve()
     digest = hashlib.blake2b(digest_size=16)
-    with open(Path(path).expanduser(), "rb") as handle:
+    with open(resolved, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return f"{resolved}:{digest.hexdigest()}"
 
 
 def cache_key(options: Mapping, tokenizer) -> str | None:
