@@ -89,6 +89,11 @@ def test_token_budget_below_the_window_stops_before_reading(tmp_path: Path, case
     batches = list(dm.train_dataloader())
     assert all(b["input_ids"].numel() <= 32 for b in batches)
     assert sum(len(b["input_ids"]) for b in batches) == len(dm.windows["train"])
+    dm = _datamodule(
+        tmp_path, cased_tokenizer, ["O"], max_length=32, max_tokens=64, length_grouping=False
+    )
+    with pytest.raises(ValueError, match=r"data.max_tokens=64 with data.length_grouping=false"):
+        dm.setup()
 
 
 def test_unseen_label_is_an_error_listing_labels(tmp_path: Path, cased_tokenizer):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -116,10 +119,36 @@ def test_token_budget_caps_padded_tokens_and_lets_short_windows_fill_it():
         sizes = {max(lengths[i] for i in b): len(b) for b in batches}
         assert sizes[min(sizes)] > sizes[max(sizes)] == 5, "short windows, bigger batches"
         assert len(batches) == len(sampler)
-    # a budget that every batch fits leaves batch_size in charge: the same batches as without
-    plain = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3)
+    # a budget that every batch fits leaves batch_size in charge
     roomy = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3, max_tokens=16 * 101)
-    assert list(plain) == list(roomy)
+    assert {len(b) for b in roomy} == {16, 1000 % 16}
+
+
+@pytest.mark.parametrize("multiple", [None, 32])
+def test_token_budget_gives_every_epoch_the_same_number_of_batches(multiple):
+    """Lightning reads a loader's length once: an epoch with fewer batches was never validated
+    (the GPU preset's first 4-epoch check kept its first epoch's checkpoint), one with more was
+    cut short. The batches themselves still change from epoch to epoch."""
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 120) for _ in range(3000)]
+    sampler = LengthGroupedBatchSampler(
+        lengths,
+        64,
+        shuffle=True,
+        seed=1,
+        max_tokens=2048,
+        pad_to_multiple_of=multiple,
+        pool_batches=4,
+    )
+    epochs = []
+    for epoch in range(6):
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
+        assert len(epochs[-1]) == len(sampler)
+        assert sorted(i for b in epochs[-1] for i in b) == list(range(3000))
+    assert len({len(batches) for batches in epochs}) == 1
+    contents = [{frozenset(b) for b in batches} for batches in epochs]
+    assert contents[0] != contents[1], "other windows together each epoch"
 
 
 def test_padding_to_a_multiple_bounds_the_lengths_an_epoch_sees(cased_tokenizer):

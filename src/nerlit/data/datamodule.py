@@ -206,6 +206,12 @@ class NerDataModule(L.LightningDataModule):
                 f"batch could not hold one long window: set data.max_tokens to at least {limit} "
                 f"(or lower data.max_length), or null for batches of data.batch_size windows"
             )
+        if self.max_tokens is not None and not self.length_grouping:
+            raise DataError(
+                f"data.max_tokens={self.max_tokens} with data.length_grouping=false: token-budget "
+                "batches are cut from windows in length order, so set data.length_grouping=true "
+                "or data.max_tokens=null (batches of data.batch_size random windows)"
+            )
         options = {**self.corpus_options, **self.run_options, "window": limit}
         key = cache_key(options, self.tokenizer) if self.cache else None
         entry = load_entry(key) if key else None

@@ -336,6 +336,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     before its padded size (windows x its longest window's length) would pass the budget, so a
     batch of long windows holds fewer of them and costs about what a batch of short ones costs;
     ``batch_size`` stays the cap on windows, so raise it to let short windows fill the budget.
+    Under a budget the pools give way to one epoch-wide order by padded width (shuffled within
+    each width, then the batches shuffled, as fairseq's ``batch_by_size``): pools of other
+    windows each epoch would give another number of batches each epoch, which Lightning does
+    not follow. It always groups by length, so ``group_by_length=False`` has no budget.
     Hand-written: torch and Lightning have no batch sampler that caps padded tokens, and the
     budget has to act inside the length-sorted pools and the per-rank sharding below.
 
@@ -405,13 +409,23 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             return self.cut(order)
         rng = random.Random(self.seed + self.epoch)
         rng.shuffle(order)
-        pool = self.batch_size * self.pool_batches
-        batches = []
-        for p in range(0, len(order), pool):
-            chunk = order[p : p + pool]
-            if self.group_by_length:
-                chunk.sort(key=lambda i: self.lengths[i])
-            batches += self.cut(chunk)
+        if self.max_tokens:
+            # The whole epoch in order of padded width, random within each width: where the cut
+            # falls then depends only on how many windows have each width, so every epoch has
+            # the same number of batches. Lightning reads that number once, at the first epoch:
+            # fewer batches later and it never validated again; more and it cut the epoch short.
+            order.sort(
+                key=lambda i: padded_width(self.lengths[i], self.pad_to_multiple_of, self.limit)
+            )
+            batches = self.cut(order)
+        else:
+            pool = self.batch_size * self.pool_batches
+            batches = []
+            for p in range(0, len(order), pool):
+                chunk = order[p : p + pool]
+                if self.group_by_length:
+                    chunk.sort(key=lambda i: self.lengths[i])
+                batches += self.cut(chunk)
         rng.shuffle(batches)
         return batches
 
