@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
+from nerlit.cli import suggest_keys
 from nerlit.config import CONFIG_DIR
 from nerlit.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
@@ -77,6 +81,32 @@ def test_unknown_option_is_a_clear_error():
 def test_unknown_key_is_a_clear_error():
     with pytest.raises(ConfigCompositionException, match="no_such_key"):
         compose_train(["trainer.no_such_key=1"])
+
+
+def test_a_mistyped_key_gets_the_nearest_known_key():
+    assert suggest_keys("train", ["model=tiny", "trainer.max_step=10", "seed=3"]) == [
+        "trainer.max_step is not a key of nerlit train; did you mean trainer.max_steps?"
+    ]
+    # a key of the chosen group counts as known; nothing near: no guess
+    assert suggest_keys("train", ["data=conll", "data.token_column=1", "trainer.zzz=1"]) == []
+    assert suggest_keys("predict", ["chunk_sise=4"]) == [
+        "chunk_sise is not a key of nerlit predict; did you mean chunk_size?"
+    ]
+
+
+def test_the_command_prints_the_suggestion_after_hydras_message(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nerlit.train", "trainer.max_step=10"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "nerlit: trainer.max_step is not a key of nerlit train; did you mean trainer.max_steps?"
+    )
+    assert not (tmp_path / "outputs").exists()
 
 
 #: common Trainer keys and a non-default value each: all settable without `+`
@@ -202,3 +232,34 @@ def test_every_experiment_runs_with_a_tiny_model(experiment: str, gmb_file: Path
     assert cfg.tags and cfg.optimizer.lr == 1.0e-4  # the recipe's own settings are in
     summary = train(cfg)
     assert summary["best_checkpoint"] and summary["test_f1"] is not None
+
+
+def test_shell_completion_completes_verbs_then_each_verbs_keys(tmp_path: Path):
+    """The script ``nerlit -sc install=bash`` prints, run by bash as a tab press would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nerlit").write_text(f'#!/bin/sh\nexec {sys.executable} -m nerlit.cli "$@"\n')
+    (bin_dir / "nerlit").chmod(0o755)
+    presses = {
+        "nerlit ev": "evaluate",
+        "nerlit train trainer.max_s": "trainer.max_steps=",
+        "nerlit train model=bert-b": "model=bert-base",
+        "nerlit predict chunk_": "chunk_size=",
+    }
+    script = ['eval "$(nerlit train -sc install=bash)"']
+    for line in presses:
+        words = line.split()
+        script += [
+            f'COMP_LINE="{line}"; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}',
+            '_nerlit_complete; echo "${COMPREPLY[*]}"',
+        ]
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(script)],
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == list(presses.values())

@@ -182,10 +182,12 @@ def test_html_escapes_and_highlights():
     assert type_colour("weird-type") == type_colour("weird-type")
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def _cli(
+    *args: str, stdin: str | None = None, cwd: Path = REPO_ROOT
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "nerlit.predict", *args],
-        cwd=REPO_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         input=stdin,
@@ -193,17 +195,25 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_stdin_to_stdout_keeps_stdout_clean(ckpt: Path, tmp_path: Path):
-    result = _cli(
-        f"ckpt_path={ckpt}",
-        "input=-",
-        "output=-",
-        f"hydra.run.dir={tmp_path}",
-        stdin="\n".join(LINES[:3]),
-    )
+def test_cli_stdin_to_stdout_keeps_stdout_clean_and_writes_no_run_folder(
+    ckpt: Path, tmp_path: Path
+):
+    """No ``output=``: stdout. predict writes only what it is asked to: no outputs/ folder
+    holding a log, in a directory that the user may not even be able to write to."""
+    project = tmp_path / "project"
+    project.mkdir()
+    project.chmod(0o555)
+    try:
+        result = _cli(f"ckpt_path={ckpt}", "input=-", stdin="\n".join(LINES[:3]), cwd=project)
+        failed = _cli(f"ckpt_path={tmp_path}/nope.ckpt", "input=-", stdin="x", cwd=project)
+    finally:
+        project.chmod(0o755)
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in records] == LINES[:3]
+    assert "tagged 3 texts" in result.stderr
+    assert failed.returncode != 0 and "nope.ckpt" in failed.stderr
+    assert list(project.iterdir()) == []
 
 
 def test_cli_missing_checkpoint_is_one_clear_line(tmp_path: Path):

@@ -107,3 +107,21 @@ def test_ckpt_path_last_without_a_checkpoint_names_the_fix(gmb_file: Path, tmp_p
     cfg = compose_train([*tiny_overrides(gmb_file), "ckpt_path=last"], tmp_path / "fresh")
     with pytest.raises(NerlitError, match="hydra.run.dir"):
         train(cfg)
+
+
+def test_resuming_from_a_weights_only_best_checkpoint_names_last_ckpt(
+    gmb_file: Path, tmp_path: Path
+):
+    first = train(compose_train(tiny_overrides(gmb_file), tmp_path / "first"))
+    best = first["best_checkpoint"]
+    cfg = compose_train([*tiny_overrides(gmb_file), f"ckpt_path={best}"], tmp_path / "again")
+    with pytest.raises(NerlitError, match="weights only") as error:
+        train(cfg)
+    assert "last.ckpt" in str(error.value) and "\n" not in str(error.value)
+    # testing it needs no optimizer state
+    tested = train(
+        compose_train(
+            [*tiny_overrides(gmb_file), f"ckpt_path={best}", "train=false"], tmp_path / "test"
+        )
+    )
+    assert tested["test_f1"] is not None

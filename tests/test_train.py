@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,13 @@ def test_cli_fast_run_writes_a_complete_run_directory(gmb_file: Path, tmp_path: 
         ".hydra/config.yaml",
     ):
         assert (run_dir / name).exists(), name
-    assert len(list((run_dir / "checkpoints").glob("epoch*.ckpt"))) == 1
+    (best,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
+    assert re.fullmatch(r"epoch00-step\d+-dev_f1_\d\.\d{4}\.ckpt", best.name), best.name
+    # the whole path on one line when stdout is a pipe: copy-paste works
+    assert f"best_checkpoint: {best}" in result.stdout.replace("\\", "/")
+    # the optimizer state only where resuming needs it
+    assert "optimizer_states" not in torch.load(best, weights_only=True)
+    assert "optimizer_states" in torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["per_type"]) <= {"geo", "org", "per", "tim"}
     assert {"micro", "macro", "weighted", "reference"} <= set(metrics)

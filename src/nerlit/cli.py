@@ -12,7 +12,8 @@ import functools
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import TypeVar
 
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         print(f"nerlit {__version__}")
         return
+    if COMPLETION_FLAGS & set(args):
+        print(shell_completion(args))
+        return
     verb = args[0]
     if verb not in VERBS:
         raise SystemExit(
@@ -142,7 +146,127 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Hydra parses sys.argv; argv[0] names the program in its messages
     sys.argv = [f"nerlit {verb}", *args[1:]]
     run_as_module(module)
-    module.main()
+    try:
+        module.main()
+    except SystemExit as stop:
+        if stop.code == 1:  # Hydra's own failure (its message is out): a mistyped key?
+            for line in suggest_keys(verb, args[1:]):
+                print(f"nerlit: {line}", file=sys.stderr)
+        raise
+
+
+COMPLETION_FLAGS = {"-sc", "--shell-completion"}
+
+#: bash (and zsh through bashcompinit): verbs first, then the verb's keys and options
+_BASH_COMPLETION = """_nerlit_complete() {
+    local words=($COMP_LINE) current="${COMP_WORDS[COMP_CWORD]}"
+    if (( COMP_CWORD <= 1 )); then
+        COMPREPLY=($(compgen -W "VERBS --help --version" -- "$current"))
+        return
+    fi
+    local choices
+    choices=$(COMP_LINE="$COMP_LINE" "${words[0]}" "${words[1]}" -sc query=bash 2>/dev/null)
+    COMPREPLY=($(compgen -o nospace -o default -W "$choices" -- "$current"))
+}
+COMP_WORDBREAKS=${COMP_WORDBREAKS//=}
+complete -o nospace -o default -F _nerlit_complete nerlit"""
+
+
+def shell_completion(args: Sequence[str]) -> str:
+    """``nerlit -sc install=bash`` and the queries of the script it prints.
+
+    Hydra's own completion is per app: under ``nerlit train`` it registered a stray ``train``
+    command, and its query (``nerlit -sc query=bash``) reached no verb. Here one script completes
+    the verbs, then each verb's keys and group options; a query is answered by Hydra's completion
+    over the verb's config without importing the verb (torch and Lightning take seconds, too
+    long for a tab press).
+    """
+    import os
+
+    flag = next(i for i, arg in enumerate(args) if arg in COMPLETION_FLAGS)
+    request = args[flag + 1] if flag + 1 < len(args) else ""
+    action, _, shell = request.partition("=")
+    if shell not in ("bash", "zsh") or action not in ("install", "uninstall", "query"):
+        raise SystemExit(
+            f'nerlit: {" ".join(args)}: use eval "$(nerlit -sc install=bash)" (bash; zsh after '
+            f"autoload -U bashcompinit && bashcompinit); -sc uninstall=bash removes it"
+        )
+    if action == "install":
+        return _BASH_COMPLETION.replace("VERBS", " ".join(VERBS))
+    if action == "uninstall":
+        return "complete -r nerlit 2> /dev/null"
+    verb = args[0] if flag > 0 and args[0] in VERBS else None
+    if verb is None:
+        return ""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.core_plugins.bash_completion import BashCompletion
+    from hydra._internal.utils import create_config_search_path
+
+    from nerlit.config import CONFIG_DIR
+
+    # Hydra's query reads "<app> <overrides>": the verb is part of the app's name here
+    line = os.environ.get("COMP_LINE", "").split(verb, 1)[-1]
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONFIG_DIR))
+    try:
+        return " ".join(BashCompletion(loader)._query(config_name=f"{verb}.yaml", line=line))
+    except Exception:  # noqa: BLE001 - a failed completion must stay silent, not print a trace
+        return ""
+
+
+def suggest_keys(verb: str, args: Sequence[str]) -> list[str]:
+    """ "did you mean trainer.max_steps?" for each ``key=value`` whose key the verb's config lacks.
+
+    Hydra answers a mistyped key with advice to add it (``+trainer.max_step``), which is what a
+    user almost never wants. The config is composed again with the command's group choices
+    (``model=...``, ``experiment=...``), and difflib finds the nearest known key. Best effort:
+    anything that fails here leaves Hydra's message alone.
+    """
+    import difflib
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from nerlit.config import CONFIG_DIR
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            [arg for arg in args if "=" in arg and not arg.startswith("-")]
+        )
+        groups = [o.input_line for o in overrides if _is_group(o.key_or_group)]
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name=f"{verb}.yaml", overrides=groups)
+    except Exception:  # noqa: BLE001 - a suggestion is optional; Hydra has said what failed
+        return []
+    known = list(_dotted_keys(OmegaConf.to_container(cfg, resolve=False)))
+    lines = []
+    for override in overrides:
+        key = override.key_or_group
+        if _is_group(key) or key.startswith("hydra") or override.is_add() or key in known:
+            continue
+        if OmegaConf.select(cfg, key, default=None, throw_on_missing=False) is not None:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            lines.append(f"{key} is not a key of nerlit {verb}; did you mean {close[0]}?")
+    return lines
+
+
+def _is_group(key: str) -> bool:
+    """``model``, ``trainer``, ``hydra/launcher``: a folder of nerlit's configs, not a key."""
+    from nerlit.config import CONFIG_DIR
+
+    return (Path(CONFIG_DIR) / key.split("@")[0]).is_dir()
+
+
+def _dotted_keys(node: object, prefix: str = "") -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _dotted_keys(value, f"{prefix}{key}.")
+    if prefix:
+        yield prefix[:-1]
 
 
 def run_as_module(module: ModuleType) -> None:

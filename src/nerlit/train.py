@@ -215,7 +215,8 @@ def _print_summary(summary: dict) -> None:
         value = summary[key]
         shown = f"{value:.4f}" if isinstance(value, float) and key.endswith("f1") else value
         lines.append(f"  {key}: {shown}")
-    Console().print("[bold]Run finished[/bold]\n" + "\n".join(lines))
+    # soft_wrap: a long path stays on one line when stdout is a file or a pipe (copy-paste)
+    Console(soft_wrap=True).print("[bold]Run finished[/bold]\n" + "\n".join(lines))
 
 
 def _fit_and_test(
@@ -303,7 +304,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     out = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), out)
+    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), out, resuming=bool(cfg.train))
     zero = is_global_zero()
     if zero:
         ensure_writable_dir(out, "paths.output_dir")
@@ -348,4 +349,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nerlit.cli import main as nerlit  # its "did you mean" for mistyped keys
+
+    nerlit(["train", *sys.argv[1:]])

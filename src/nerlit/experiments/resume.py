@@ -14,8 +14,14 @@ from nerlit.experiments.ddp import is_global_zero
 from nerlit.models.checkpoint import load_checkpoint_file, read_checkpoint
 
 
-def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
+def resolve_checkpoint(
+    value: str | None, run_dir: str | Path, resuming: bool = False
+) -> str | None:
     """An existing checkpoint path, or None to start fresh.
+
+    Only ``last.ckpt`` keeps the optimizer and scheduler states that resuming needs; the best
+    checkpoint holds the weights alone (half the size: a test, an export and tagging read only
+    weights), so ``resuming`` from it is refused in one line naming ``last.ckpt``.
 
     ``last`` resolves against the run directory rather than "the newest run anywhere" (what a
     user would otherwise have to guess at): resuming is re-running the interrupted command with
@@ -38,7 +44,13 @@ def resolve_checkpoint(value: str | None, run_dir: str | Path) -> str | None:
     path = Path(value).expanduser()
     if not path.is_file():
         raise NerlitError(f"ckpt_path={value}: no such checkpoint file")
-    read_checkpoint(path)  # a file that is not a nerlit checkpoint: one line, before Lightning
+    checkpoint = read_checkpoint(path)  # not a nerlit checkpoint: one line, before Lightning
+    if resuming and "optimizer_states" not in checkpoint:
+        raise NerlitError(
+            f"ckpt_path={value}: this checkpoint holds the weights only (a run's best checkpoint "
+            f"does), not the optimizer state that resuming needs. Resume from the run's "
+            f"checkpoints/last.ckpt, or test it with train=false"
+        )
     return str(path.resolve())
 
 

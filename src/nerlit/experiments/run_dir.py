@@ -62,11 +62,17 @@ class OutputDirCheck(Callback):
     """Hydra callback: an unwritable run or sweep directory stops before Hydra writes into it.
 
     It stops with ``SystemExit``: Hydra turns any ``Exception`` a callback raises into a warning
-    and goes on (to the traceback of its own ``mkdir``).
+    and goes on (to the traceback of its own ``mkdir``). ``run_dir=False`` for verbs that write
+    nothing into their run directory (conf/hydra/no_run_dir.yaml): there it is the directory
+    nerlit runs in, and ``nerlit predict output=-`` must work from a read-only one.
     """
 
+    def __init__(self, run_dir: bool = True) -> None:
+        self.run_dir = run_dir
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config, "hydra.run.dir")
+        if self.run_dir:
+            self._check(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, "hydra.sweep.dir")
