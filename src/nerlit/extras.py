@@ -24,6 +24,9 @@ EXTRAS = {
     "format=onnx": ("onnxscript", "onnx"),
     # ... and ONNX Runtime, which checks each export and runs it in Tagger
     "backend=onnx": ("onnxruntime", "onnx"),
+    # a saved Hugging Face dataset as the corpus (nerlit.data.hf_datasets)
+    "data=hf": ("datasets", "hf"),
+    "data.format=datasets": ("datasets", "hf"),
 }
 
 #: logger/callback ``_target_`` classes that need an extra, by the feature that names them

@@ -201,14 +201,21 @@ SEED = integer(0, 2**32 - 1)
 MIN_WINDOW = 4
 
 
+#: a file's column by number, a saved dataset's (data.format=datasets) by name
+COLUMN = Rule(
+    "an integer (0: the first column, -1: the last), or a dataset's column name",
+    lambda v: _is_int(v) or (isinstance(v, str) and v.strip() != ""),
+)
+
+
 def _data_rules() -> dict[str, Rule]:
-    from nerlit.data.readers import FORMATS
+    from nerlit.data.corpus import FORMATS
 
     return {
         "format": one_of(FORMATS),
         "encoding": Rule(CODEC, _codec_test, "UTF-8, falling back to latin-1"),
-        "token_column": Rule("an integer (0: the first column, -1: the last)", _is_int),
-        "tag_column": Rule("an integer (0: the first column, -1: the last)", _is_int),
+        "token_column": COLUMN,
+        "tag_column": COLUMN,
         "scheme": one_of(("auto", "iob1", "iob2", "bioes")),
         "train_scheme": one_of(("iob2", "bioes")),
         "split_fractions": SPLIT_FRACTIONS,

@@ -3,8 +3,9 @@ reading, checking and tokenizing (GMB: ~15 s of a CPU's ~25 s start-up).
 
 Sweeps, reruns and resumed runs read the same files with the same tokenizer again and again.
 The key is a hash of every input that shapes the result: each corpus file's resolved path and
-bytes, the reading and windowing options, the tokenizer's own serialization and nerlit's
-version, so an edited file, another option or another tokenizer is a miss, never a stale hit.
+bytes (a saved dataset's folder: every file in it), the reading and windowing options, the
+tokenizer's own serialization and nerlit's version, so an edited file, another option or another
+tokenizer is a miss, never a stale hit.
 The path is part of it because the entry records where the corpus came from (``split.json``'s
 sources, the corpus name taken from the file's stem): the same bytes in another folder are read
 again rather than reported as the first folder's files. The entry is
@@ -45,12 +46,24 @@ def cache_root() -> Path:
 
 
 def _file_digest(path: str) -> str:
-    """The file's resolved path and a hash of its bytes."""
+    """The file's resolved path and a hash of its bytes. A folder (a saved Hugging Face dataset:
+    Arrow files, ``state.json``, ``dataset_info.json``, ``dataset_dict.json``) hashes each of its
+    files' names and bytes, so a re-saved, added or removed split is a miss."""
     resolved = Path(path).expanduser().resolve()
     digest = hashlib.blake2b(digest_size=16)
-    with open(resolved, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    if resolved.is_dir():
+        files = sorted(p for p in resolved.rglob("*") if p.is_file())
+        if not files:
+            raise FileNotFoundError(resolved)  # no entry for an empty folder: reading says why
+    else:
+        files = [resolved]
+    for file in files:
+        if file != resolved:
+            name = file.relative_to(resolved).as_posix()
+            digest.update(f"{name}\0{file.stat().st_size}\0".encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(block)
     return f"{resolved}:{digest.hexdigest()}"
 
 

@@ -1,5 +1,9 @@
 """Files -> one IOB2 :class:`Corpus`: scheme detection and repair, empty sentences, splits.
 
+A saved Hugging Face dataset (``data.format=datasets``) is read here the same way: its splits
+take the place of files (:func:`_sources`), and its rows go through the same detection, repairs
+and carving.
+
 What was done to the data is counted in :class:`CorpusReport` and logged, never done silently;
 what cannot be done (a split left without sentences) stops the run before training.
 """
@@ -14,13 +18,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nerlit.data.readers import iter_sentences, read_sentences
+from nerlit.data import readers
+from nerlit.data.hf_datasets import FORMAT as DATASETS
+from nerlit.data.hf_datasets import DatasetSplit, dataset_splits, iter_dataset
+from nerlit.data.readers import iter_sentences
 from nerlit.data.schemes import SCHEMES, SchemeEvidence, scheme_evidence, to_iob2
 from nerlit.data.types import Corpus, Sentence
 from nerlit.errors import CorpusFormatError, DataError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+#: every data.format: the file formats, and saved Hugging Face datasets
+FORMATS = (*readers.FORMATS, DATASETS)
+#: what a split is read from: a file, or a split of a saved dataset
+Source = str | Path | DatasetSplit
 
 
 @dataclass
@@ -149,20 +160,55 @@ def _detect(split: str, sentences: Iterable[Sentence], format: str) -> str:
     return evidence.scheme
 
 
-def _read_split(
-    split: str,
-    path: str | Path,
+def _sentences(
+    path: Source,
     format: str,
     encoding: str | None,
-    token_column: int,
-    tag_column: int,
+    token_column: int | str,
+    tag_column: int | str,
+    scheme: str,
+) -> Iterator[Sentence]:
+    """A source's sentences with their own tags, from the reader of its format."""
+    if format == DATASETS:
+        source = path if isinstance(path, DatasetSplit) else DatasetSplit(str(path))
+        return iter_dataset(source, token_column, tag_column, scheme)
+    return iter_sentences(path, format, encoding, token_column, tag_column, scheme)
+
+
+def _sources(
+    format: str,
+    files: dict[str, str | Path | None],
+    split_names: Sequence[str | None],
+) -> dict[str, Source | None]:
+    """What each split is read from (None: carved from train): its file, or for a saved
+    dataset the split :func:`~nerlit.data.hf_datasets.dataset_splits` finds for it."""
+    if format == DATASETS and files["train"]:
+        names = dict(zip(SPLITS, split_names))
+        return dict(dataset_splits(files["train"], files["val"], files["test"], names))
+    return dict(files)
+
+
+def _source_name(path: Source) -> str:
+    """A source as ``split.json`` records it: resolved, so it means the same from anywhere."""
+    if isinstance(path, DatasetSplit):
+        return path.source()
+    return str(Path(path).expanduser().resolve())
+
+
+def _read_split(
+    split: str,
+    path: Source,
+    format: str,
+    encoding: str | None,
+    token_column: int | str,
+    tag_column: int | str,
     scheme: str,
     report: CorpusReport,
 ) -> list[Sentence]:
     """One file as one IOB2 split, in its own scheme (detected from its tags unless named)."""
     if scheme not in SCHEMES:
         raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
-    sentences = read_sentences(path, format, encoding, token_column, tag_column, scheme)
+    sentences = list(_sentences(path, format, encoding, token_column, tag_column, scheme))
     found = _detect(split, sentences, format) if scheme == "auto" else scheme
     report.schemes[split] = found
     log.info("%s: %s, tag scheme %s%s", split, path, found, " (detected)" * (scheme == "auto"))
@@ -228,12 +274,15 @@ def load_corpus(
     test_file: str | Path | None = None,
     format: str = "conll",
     encoding: str | None = None,
-    token_column: int = 0,
-    tag_column: int = -1,
+    token_column: int | str = 0,
+    tag_column: int | str = -1,
     scheme: str = "auto",
     split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
     split_seed: int = 42,
     name: str | None = None,
+    train_split: str = "train",
+    val_split: str | None = "validation",
+    test_split: str | None = "test",
 ) -> tuple[Corpus, CorpusReport]:
     """Read the files, convert each from its own scheme to IOB2, and carve any missing val/test
     split out of train.
@@ -242,8 +291,13 @@ def load_corpus(
     from different tools. Missing splits take their share of ``split_fractions`` from the train
     file (both missing: 80/10/10 by default; only test missing: test gets 0.1 / 0.9 of train's
     sentences, and so on); a split left with no sentence stops here, before training.
+
+    ``format='datasets'``: ``train_file`` is a saved Hugging Face dataset's folder, and
+    ``train_split``/``val_split``/``test_split`` name its splits; one it lacks is carved as a
+    missing file is (see :func:`~nerlit.data.hf_datasets.dataset_splits`).
     """
-    files = {"train": train_file, "val": val_file, "test": test_file}
+    given = {"train": train_file, "val": val_file, "test": test_file}
+    files = _sources(format, given, (train_split, val_split, test_split))
     report = CorpusReport()
     reading = (format, encoding, token_column, tag_column, scheme, report)
     splits = {split: _read_split(split, path, *reading) for split, path in files.items() if path}
@@ -262,7 +316,7 @@ def load_corpus(
         report.schemes.update({s: report.scheme for s in missing})
         _check_carved(splits, missing, fractions, split_fractions, train_file)
         log.info("%s carved from %s (seed %d)", " and ".join(missing), train_file, split_seed)
-    sources = {s: str(Path(p).expanduser().resolve()) for s, p in files.items() if p}
+    sources = {s: _source_name(p) for s, p in files.items() if p}
     corpus = Corpus(**splits, name=name or Path(train_file).stem, sources=sources)
     return corpus, report
 
@@ -280,8 +334,8 @@ def load_file(
     split: str = "test",
     format: str | None = None,
     encoding: str | None = None,
-    token_column: int = 0,
-    tag_column: int = -1,
+    token_column: int | str = 0,
+    tag_column: int | str = -1,
     scheme: str = "auto",
 ) -> tuple[list[Sentence], CorpusReport]:
     """One file as one IOB2 split, with no train file: what a user scores a model on.
@@ -302,13 +356,16 @@ def stream_corpus(
     test_file: str | Path | None = None,
     format: str = "conll",
     encoding: str | None = None,
-    token_column: int = 0,
-    tag_column: int = -1,
+    token_column: int | str = 0,
+    tag_column: int | str = -1,
     scheme: str = "auto",
     split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
     split_seed: int = 42,
     name: str | None = None,
     report: CorpusReport | None = None,
+    train_split: str = "train",
+    val_split: str | None = "validation",
+    test_split: str | None = "test",
 ) -> Iterator[tuple[str, int, Sentence]]:
     """:func:`load_corpus`'s sentences as (split, place, IOB2 sentence), none of them held:
     the same readers, checks, schemes, repairs and carving, and ``report`` filled as it does
@@ -318,16 +375,17 @@ def stream_corpus(
     split as :func:`load_corpus` orders it. Given files come one after another, train first.
     """
     report = report if report is not None else CorpusReport()
-    files = {"train": train_file, "val": val_file, "test": test_file}
-    missing = [s for s in SPLITS if not files[s]]
     if scheme not in SCHEMES:
         raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
+    given = {"train": train_file, "val": val_file, "test": test_file}
+    files = _sources(format, given, (train_split, val_split, test_split))
+    missing = [s for s in SPLITS if not files[s]]
     for split, path in files.items():
         if not path:
             continue
 
         def read(path=path):
-            return iter_sentences(path, format, encoding, token_column, tag_column, scheme)
+            return _sentences(path, format, encoding, token_column, tag_column, scheme)
 
         carving = split == "train" and missing
         counted = [0]

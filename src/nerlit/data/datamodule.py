@@ -91,8 +91,10 @@ class NerDataModule(L.LightningDataModule):
     """Owns the splits, the label vocabulary (from train) and the batching policy.
 
     Reading options are flat (``data.train_file``, ``data.format`` ...) so any corpus is a config
-    change; ``gmb`` and ``conll2003`` are presets of them. ``context``: subwords of document
-    context on each side of a sentence (FLERT; see :mod:`nerlit.data.encoding`), 0 for none.
+    change; ``gmb`` and ``conll2003`` are presets of them, and ``data=hf`` reads a saved Hugging
+    Face dataset (``train_file`` its folder, ``*_split`` its splits, ``token_column`` and
+    ``tag_column`` its columns' names). ``context``: subwords of document context on each side
+    of a sentence (FLERT; see :mod:`nerlit.data.encoding`), 0 for none.
     """
 
     def __init__(
@@ -102,8 +104,8 @@ class NerDataModule(L.LightningDataModule):
         test_file: str | None = None,
         format: str = "conll",
         encoding: str | None = None,
-        token_column: int = 0,
-        tag_column: int = -1,
+        token_column: int | str = 0,
+        tag_column: int | str = -1,
         scheme: str = "auto",
         train_scheme: str = "iob2",
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -125,6 +127,9 @@ class NerDataModule(L.LightningDataModule):
         seed: int = 42,
         reference_types: list[str] | None = None,
         output_dir: str | None = None,
+        train_split: str = "train",
+        val_split: str | None = "validation",
+        test_split: str | None = "test",
     ) -> None:
         super().__init__()
         if train_scheme not in ("iob2", "bioes"):
@@ -141,6 +146,9 @@ class NerDataModule(L.LightningDataModule):
             split_fractions=split_fractions,
             split_seed=split_seed,
             name=name,
+            train_split=train_split,
+            val_split=val_split,
+            test_split=test_split,
         )
         self.train_scheme = train_scheme
         self.unknown_labels = unknown_labels

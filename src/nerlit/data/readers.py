@@ -21,7 +21,7 @@ import re
 import string
 import sys
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -678,6 +678,32 @@ def _entity_tags(
     return [w for w, _, _ in spans], tags
 
 
+def check_tagged_words(
+    words: Sequence[object],
+    tags: Sequence[object],
+    scheme: str,
+    path: str | Path,
+    number: int | None,
+    fail: Callable[..., CorpusFormatError],
+) -> None:
+    """The checks every pre-split sentence passes, whoever wrote it (a JSONL record, a row of a
+    Hugging Face dataset): what a column file's lines cannot hold (an empty or blank token, a
+    line break or a lone surrogate in one, a tag of no scheme) is refused here, not trained on.
+    ``fail(problem, expected=...)`` makes the reader's error, naming its place."""
+    for index, word in enumerate(words, start=1):
+        if not isinstance(word, str) or not word.strip(_BLANK):
+            raise fail(
+                f"token {index} is {word!r}: tokens must be strings with a character other "
+                "than whitespace"
+            )
+        if problem := _token_problem(word):
+            raise fail(f"token {index} is {word!r}: {problem[0]}", problem[1])
+    for tag in tags:
+        _check_tag(tag, scheme, path, number)
+        if isinstance(tag, str) and _SURROGATE.search(tag):
+            raise fail(f"tag {tag!r} holds {_SURROGATE_PROBLEM}", _SURROGATE_FIX)
+
+
 def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sentence:
     """One record, every value checked: whatever is not used as written is an error."""
 
@@ -708,18 +734,7 @@ def _jsonl_sentence(path: Path, number: int, record: object, scheme: str) -> Sen
         words, tags = record["tokens"], record.get("tags")
         if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
             raise fail("'tokens' and 'tags' must be lists of the same length")
-        for index, word in enumerate(words, start=1):
-            if not isinstance(word, str) or not word.strip(_BLANK):
-                raise fail(
-                    f"token {index} is {word!r}: tokens must be strings with a character other "
-                    "than whitespace"
-                )
-            if problem := _token_problem(word):
-                raise fail(f"token {index} is {word!r}: {problem[0]}", problem[1])
-        for tag in tags:
-            _check_tag(tag, scheme, path, number)
-            if isinstance(tag, str) and _SURROGATE.search(tag):
-                raise fail(f"tag {tag!r} holds {_SURROGATE_PROBLEM}", _SURROGATE_FIX)
+        check_tagged_words(words, tags, scheme, path, number, fail)
     else:
         text, entities = record["text"], record.get("entities", [])
         if not isinstance(text, str) or not isinstance(entities, list):
@@ -925,6 +940,15 @@ def iter_sentences(
         raise DataError(f"unknown data.format {format!r}; expected one of {FORMATS}")
     path = corpus_path(path)
     if format == "conll":
+        for option, column in (
+            ("data.token_column", token_column),
+            ("data.tag_column", tag_column),
+        ):
+            if not _is_offset(column):
+                raise DataError(
+                    f"{option}={column!r}: a CoNLL file's columns are numbered (0: the first, "
+                    "-1: the last); a column's name is for data.format=datasets"
+                )
         return iter_conll_file(path, encoding, token_column, tag_column, scheme)
     if format == "jsonl":
         return iter_jsonl_file(path, encoding, scheme)
