@@ -7,7 +7,7 @@ import time
 STARTED = time.perf_counter()
 
 __version__ = "0.1.0"
-__all__ = ["Tagger", "__version__"]
+__all__ = ["Run", "Tagger", "__version__", "evaluate", "fit"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from nerlit.inference.tagger import Tagger
 
         return Tagger
+    if name in ("fit", "evaluate", "Run"):
+        from nerlit import api
+
+        return getattr(api, name)
     raise AttributeError(f"module 'nerlit' has no attribute {name!r}")
