@@ -144,6 +144,7 @@ def test_every_export_has_a_model_card(checkpoints, exported, int8, tmp_path: Pa
     row = {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 10}
     scores = {"mode": "strict", "per_type": {"geo": row}, "micro": row, "macro": row}
     (run / "metrics.json").write_text(json.dumps(scores))
+    (run / "summary.json").write_text(json.dumps({"best_checkpoint": str(ckpt)}))  # tested it
     front, body = _front_matter(export_huggingface(ckpt, tmp_path / "hf"))
     assert front["library_name"] == "transformers"  # no casing features: the pipeline applies
     metrics = front["model-index"][0]["results"][0]["metrics"]

@@ -443,6 +443,10 @@ def _export_schema() -> Schema:
         "format": str,
         "quantize": str | None,
         "overwrite": bool,
+        "license": str,
+        "language": str | list[str] | None,
+        "push_to": str | None,
+        "push_private": bool,
     }
     rules = {"format": one_of(("hf", "onnx")), "quantize": one_of(("int8",), null="fp32")}
     return Schema(verb="export", keys=keys, rules=rules)

@@ -4,7 +4,9 @@ Both sources give the same :class:`~nerlit.models.network.NerNetwork`, so ``Tagg
 checkpoint, ``Tagger`` on its export and (for a model without casing features or a CRF)
 ``transformers.pipeline`` on the export all run the very same network. A folder written by
 ``nerlit export format=onnx`` gives its graph instead (``LoadedModel.onnx``), with the same
-config and tokenizer, for :class:`~nerlit.inference.backends.OnnxBackend`.
+config and tokenizer, for :class:`~nerlit.inference.backends.OnnxBackend`. A Hub id (``org/name``)
+that is no local path is such a folder pushed with ``nerlit export push_to=``: it loads from the
+Hugging Face cache (:mod:`nerlit.inference.hub`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from transformers import AutoTokenizer
 
 from nerlit.errors import ModelLoadError
 from nerlit.inference.backends import ONNX_FILE
-from nerlit.inference.card import write_model_card
+from nerlit.inference.card import CardMetadata, write_model_card
+from nerlit.inference.hub import download_model, is_hub_id
 from nerlit.inference.outputs import fresh_folder
-from nerlit.models.checkpoint import DATA_KEY, TOKENIZER_KEY, read_checkpoint
+from nerlit.models.checkpoint import (
+    DATA_KEY,
+    TOKENIZER_KEY,
+    read_checkpoint,
+    training_progress,
+)
 from nerlit.models.network import NerNetwork, read_folder_config
 
 log = logging.getLogger(__name__)
@@ -45,7 +53,8 @@ class LoadedModel:
     onnx: Path | None = None
     #: the transformers config (id2label, sizes); the network's own when None
     config: object = None
-    #: a checkpoint's ``hyper_parameters`` and data record (``nerlit_data``), for model cards
+    #: a checkpoint's ``hyper_parameters``, data record (``nerlit_data``) and how far it trained
+    #: (``progress``: :func:`~nerlit.models.checkpoint.training_progress`), for model cards
     training: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,9 +84,11 @@ def load_model(
     """Load a ``.ckpt`` file or an exported directory; ``tokenizer_dir`` overrides the tokenizer.
 
     A folder with an ONNX graph (``model.onnx``) gives the graph for ``backend="auto"`` or
-    ``"onnx"`` (no torch weights are read); ``"torch"`` needs a folder with torch weights.
+    ``"onnx"`` (no torch weights are read); ``"torch"`` needs a folder with torch weights. A Hub
+    id ``org/name`` that is not a local path is downloaded into (or, offline, found in) the
+    Hugging Face cache and loaded from there.
     """
-    path = Path(path).expanduser()
+    path = download_model(str(path)) if is_hub_id(str(path)) else Path(path).expanduser()
     graph = path / ONNX_FILE
     if path.is_dir() and graph.is_file():
         if backend == "torch":
@@ -99,7 +110,11 @@ def load_model(
     hparams = checkpoint["hyper_parameters"]
     settings = {key: hparams.get(key) for key in SETTINGS}
     tokenizer = _checkpoint_tokenizer(path, checkpoint, tokenizer_dir)
-    training = {"hyper_parameters": dict(hparams), "data": checkpoint.get(DATA_KEY)}
+    training = {
+        "hyper_parameters": dict(hparams),
+        "data": checkpoint.get(DATA_KEY),
+        "progress": training_progress(checkpoint),
+    }
     return LoadedModel(network, tokenizer, str(path), settings, training=training)
 
 
@@ -155,9 +170,11 @@ def export_huggingface(
     output_dir: str | Path,
     tokenizer_dir: str | Path | None = None,
     overwrite: bool = False,
+    card: CardMetadata | None = None,
 ) -> Path:
     """Write a standard Hugging Face folder (config with id2label/label2id, weights, tokenizer;
-    casing and CRF tensors in ``nerlit.safetensors``; a model card in ``README.md``).
+    casing and CRF tensors in ``nerlit.safetensors``; a model card in ``README.md``, with
+    ``card``'s license, language and Hub id).
 
     ``Tagger.load(output_dir)`` loads all of it; ``transformers.pipeline("token-classification",
     model=output_dir)`` loads it offline and runs the same network for a model without casing
@@ -168,7 +185,7 @@ def export_huggingface(
         loaded = load_model(path, tokenizer_dir)
         loaded.network.save_pretrained(folder, **loaded.settings)
         loaded.tokenizer.save_pretrained(folder)
-        write_model_card(folder, loaded, format="hf")
+        write_model_card(folder, loaded, format="hf", metadata=card)
     out = Path(output_dir).expanduser()
     if loaded.network.casing is not None:
         log.warning(

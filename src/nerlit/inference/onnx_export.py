@@ -48,7 +48,7 @@ from nerlit import extras
 from nerlit.data.casing import NUM_CASINGS
 from nerlit.errors import ExportError, OptionError
 from nerlit.inference.backends import ONNX_FILE
-from nerlit.inference.card import write_model_card
+from nerlit.inference.card import CardMetadata, write_model_card
 from nerlit.inference.loading import load_model
 from nerlit.inference.outputs import fresh_folder
 from nerlit.models.network import NerNetwork
@@ -255,6 +255,7 @@ def export_onnx(
     quantize: str | None = None,
     overwrite: bool = False,
     opset: int | None = None,
+    card: CardMetadata | None = None,
     **int8_options: bool,
 ) -> Path:
     """A checkpoint or Hugging Face folder as an ONNX folder (see the module docstring).
@@ -293,7 +294,7 @@ def export_onnx(
         network.save_config(folder, **loaded.settings, onnx=onnx_settings)
         network.save_extra_weights(folder, casing=False)
         loaded.tokenizer.save_pretrained(folder)
-        write_model_card(folder, loaded, format="onnx", quantize=quantize)
+        write_model_card(folder, loaded, format="onnx", quantize=quantize, metadata=card)
     out = Path(output_dir).expanduser()
     log.info("exported %s -> %s (ONNX%s)", path, out, f", {quantize}" if quantize else "")
     return out

@@ -154,7 +154,8 @@ class Tagger:
         concurrent_batches: int | None = None,
     ) -> Tagger:
         """From a nerlit ``.ckpt`` or a folder written by ``nerlit export`` (a Hugging Face
-        folder, or an ONNX graph with ``format=onnx``)."""
+        folder, or an ONNX graph with ``format=onnx``), local or pushed to the Hub: ``org/name``
+        that is no local path comes through the Hugging Face cache (offline: the cached copy)."""
         if backend not in BACKENDS:
             raise OptionError(f"backend={backend!r} is not one of {BACKENDS}")
         loaded = load_model(path, tokenizer_dir, backend)

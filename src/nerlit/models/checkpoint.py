@@ -83,6 +83,38 @@ def read_data_record(path: str | Path) -> dict | None:
     return load_checkpoint_file(path).get(DATA_KEY)
 
 
+#: the monitored metric whose ``ModelCheckpoint`` state holds a checkpoint's own validation score
+VAL_F1 = "val/f1"
+
+
+def training_progress(checkpoint: dict) -> dict:
+    """How far training had got when Lightning saved ``checkpoint``, from its own counters.
+
+    A run's config says how long it *may* train (``max_epochs``, ``max_steps``); early stopping,
+    a crash or a best checkpoint from an earlier epoch all stop short of that, so a model card
+    states these instead. ``global_step``: optimizer steps; ``epochs``: epochs whose batches all
+    ran; ``batches``: batches of the next epoch that ran before the save (a mid-epoch
+    validation); ``val_f1``: the validation F1 the checkpoint callback saw for these weights,
+    None where the checkpoint keeps no callback state (a weights-only best checkpoint).
+    """
+    fit = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    epochs = ((fit.get("epoch_progress") or {}).get("total") or {}).get("processed")
+    batches = fit.get("epoch_loop.batch_progress") or {}
+    mid_epoch = batches.get("is_last_batch") is False
+    into_epoch = (batches.get("current") or {}).get("completed", 0) if mid_epoch else 0
+    val_f1 = None
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get("monitor") == VAL_F1:
+            score = state.get("current_score")
+            val_f1 = None if score is None else float(score)
+    return {
+        "global_step": int(checkpoint.get("global_step") or 0),
+        "epochs": None if epochs is None else int(epochs),
+        "batches": int(into_epoch or 0),
+        "val_f1": val_f1,
+    }
+
+
 def _unsafe(path: Path, error: Exception) -> str:
     """The restricted unpickler's refusal: an object it will not build (code could run), or
     bytes that are no pickle at all (a CSV, a truncated file)."""
