@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
-from nerlit.compare import compare, load_run, run
+from nerlit.compare import compare, compare_runs, load_run, positional_as_keys
+from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
-from nerlit.errors import DataError, OptionError
+from nerlit.errors import DataError, NerlitError, OptionError
 from nerlit.evaluation.bootstrap import paired_test, sentence_counts
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.predictions import read_predictions, write_predictions
@@ -151,15 +153,15 @@ def test_run_directories_and_the_cli(tmp_path: Path, capsys):
         metrics = {"mode": "strict", "reference": {"types": ["geo", "per"]}}
         (folder / "metrics.json").write_text(json.dumps(metrics))
     out = tmp_path / "comparison.json"
-    rows = run([str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "500", "--json", str(out)])
+    rows = run([str(tmp_path / "a"), str(tmp_path / "b"), "resamples=500", f"json={out}"])
     printed = capsys.readouterr().out
     assert "micro (geo, per)" in printed and "B vs A" in printed
     saved = json.loads(out.read_text())
     assert saved["unit"] == "document" and saved["units"] == 20
     assert [r["name"] for r in saved["rows"]][:3] == ["micro", "macro", "micro (geo, per)"]
     assert len(rows) == 3 + 4
-    with pytest.raises(SystemExit, match="has no predictions.conll"):
-        run([str(tmp_path), str(tmp_path / "b")])
+    with pytest.raises(NerlitError, match="has no predictions.conll"):
+        run([f"a={tmp_path}", f"b={tmp_path / 'b'}"])
 
 
 def test_documents_are_resampled_when_both_runs_mark_them(tmp_path: Path):
@@ -168,6 +170,13 @@ def test_documents_are_resampled_when_both_runs_mark_them(tmp_path: Path):
     b = load_run(_write(tmp_path / "b.conll", sentences, _damaged(sentences, 0.1, 1)))
     _, how = compare(a, b, resamples=200)
     assert how["unit"] == "document" and how["units"] == 25
+
+
+def run(args: list[str]):
+    """``nerlit compare ARGS`` in this process: the verb's config composed as the CLI does."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("compare.yaml", overrides=positional_as_keys(args))
+    return compare_runs(cfg)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -192,7 +201,7 @@ def test_a_confidence_outside_zero_to_one_is_one_line(tmp_path: Path, level: str
     a = _write(tmp_path / "a.conll", sentences, [list(s.tags) for s in sentences])
     with pytest.raises(OptionError, match="between 0 and 1"):
         compare(load_run(a), load_run(a), confidence=float(level))
-    _one_line(_cli(str(a), str(a), "--confidence", level), f"--confidence {float(level)}")
+    _one_line(_cli(str(a), str(a), f"confidence={level}"), f"confidence={level}:")
 
 
 def test_a_json_folder_is_refused_before_computing(tmp_path: Path, monkeypatch):
@@ -204,10 +213,10 @@ def test_a_json_folder_is_refused_before_computing(tmp_path: Path, monkeypatch):
         raise AssertionError("computed before the output path was checked")
 
     monkeypatch.setattr("nerlit.compare.load_run", never)
-    with pytest.raises(SystemExit, match=r"--json=\S*out is a folder"):
-        run([str(a), str(a), "--json", str(tmp_path / "out")])
-    with pytest.raises(SystemExit, match="cannot write there"):
-        run([str(a), str(a), "--json", str(a / "x.json")])
+    with pytest.raises(NerlitError, match=r"json=\S*out is a folder"):
+        run([str(a), str(a), f"json={tmp_path / 'out'}"])
+    with pytest.raises(NerlitError, match="cannot write there"):
+        run([str(a), str(a), f"json={a / 'x.json'}"])
 
 
 def test_two_empty_prediction_files_are_nothing_to_compare(tmp_path: Path):
@@ -215,4 +224,57 @@ def test_two_empty_prediction_files_are_nothing_to_compare(tmp_path: Path):
     a.write_text(""), b.write_text("\n")
     with pytest.raises(DataError, match="nothing to compare: .*a.conll and .*b.conll"):
         compare(load_run(a), load_run(b))
-    _one_line(_cli(str(a), str(b), "--resamples", "10"), "nothing to compare")
+    _one_line(_cli(str(a), str(b), "resamples=10"), "nothing to compare")
+
+
+def _sweep(folder: Path, jobs: list[tuple[str, float, float]]) -> Path:
+    """A -m sweep's folder as nerlit train writes it: job folders with their overrides, summary,
+    test predictions and CSV log."""
+    sentences = _sentences(60, documents=True)
+    for number, (override, dev_f1, damage) in enumerate(jobs):
+        job = folder / str(number)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- {override}\n- seed=1\n")
+        (job / "summary.json").write_text(json.dumps({"best_val_f1": dev_f1, "test_f1": 0.5}))
+        _write(job / "predictions.conll", sentences, _damaged(sentences, damage, number))
+        (job / "csv").mkdir()
+        (job / "csv" / "metrics.csv").write_text(
+            f"epoch,step,val/f1\n0,9,{dev_f1 - 0.1}\n1,19,{dev_f1}\n"
+        )
+    return folder
+
+
+def test_a_sweep_compares_every_run_with_the_best_by_dev_f1(tmp_path: Path, capsys):
+    folder = _sweep(
+        tmp_path / "sweep",
+        [
+            ("optimizer.lr=1e-5", 0.70, 0.5),
+            ("optimizer.lr=5e-5", 0.90, 0.05),
+            ("optimizer.lr=1e-4", 0.85, 0.1),
+        ],
+    )
+    out = tmp_path / "sweep.json"
+    records = run([str(folder), "resamples=300", f"json={out}"])
+    printed = capsys.readouterr().out
+    # the best by dev (job 1) is A; the others follow in dev order, each with Holm's p
+    assert [r["job"] for r in records] == ["2", "0"]
+    assert [r["overrides"] for r in records] == ["optimizer.lr=1e-4", "optimizer.lr=1e-5"]
+    assert all(r["difference"] < 0 for r in records)
+    assert all(r["p_holm"] >= r["p_value"] for r in records)
+    assert "best: job 1 (optimizer.lr=5e-5)" in printed.replace("\n", " ")
+    assert "Holm" in printed and "by chance" in printed
+    assert json.loads(out.read_text())["best"] == "1"
+    assert (folder / "dev_f1.png").stat().st_size > 1000  # looked at: three curves, a legend
+
+
+def test_holm_adjustment_matches_the_textbook_example():
+    from nerlit.compare import holm_adjusted
+
+    # Holm (1979) step-down on four p-values: sorted 0.01, 0.02, 0.03, 0.04 times 4, 3, 2, 1
+    assert holm_adjusted([0.04, 0.01, 0.03, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+
+
+def test_a_sweep_with_one_finished_run_is_one_line(tmp_path: Path):
+    folder = _sweep(tmp_path / "sweep", [("seed=1", 0.8, 0.1)])
+    _one_line(_cli(f"sweep={folder}"), f"sweep={folder}: 1 finished run(s)")
+    _one_line(_cli(f"a={folder}/0"), "name two runs")

@@ -42,6 +42,7 @@ def test_cli_fast_run_writes_a_complete_run_directory(gmb_file: Path, tmp_path: 
         "labels.json",
         "checkpoints/last.ckpt",
         "tokenizer/tokenizer.json",
+        "curves.png",
         ".hydra/config.yaml",
     ):
         assert (run_dir / name).exists(), name

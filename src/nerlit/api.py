@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nerlit.cli import override_value
 from nerlit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def evaluate(
     (the run's test split unless the overrides name another split or file)."""
     from nerlit.evaluate import evaluate as evaluate_split
 
-    arguments = [f"ckpt_path={_value(str(ckpt_path))}", *as_overrides(overrides)]
+    arguments = [f"ckpt_path={override_value(str(ckpt_path))}", *as_overrides(overrides)]
     cfg = _compose("evaluate", arguments, config_dir)
     with _run_log(Path(cfg.paths.output_dir), "evaluate"):
         return evaluate_split(cfg)
@@ -102,21 +103,8 @@ def as_overrides(overrides: Overrides) -> list[str]:
             f"overrides={overrides!r}: give a list of strings (['{overrides}']) or a dict"
         )
     if isinstance(overrides, Mapping):
-        return [f"{key}={_value(value)}" for key, value in overrides.items()]
+        return [f"{key}={override_value(value)}" for key, value in overrides.items()]
     return [str(item) for item in overrides]
-
-
-def _value(value: Any) -> str:
-    """A Python value in Hydra's override grammar: strings quoted where they hold its syntax."""
-    if isinstance(value, str):
-        if value and all(c.isalnum() or c in "_-./:+@" for c in value):
-            return value
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_value(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value)  # numbers, true/false, null
 
 
 def _compose(verb: str, overrides: list[str], config_dir: str | Path | None) -> DictConfig:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hydra.errors import CompactHydraException
 
@@ -211,6 +212,19 @@ def shell_completion(args: Sequence[str]) -> str:
         return " ".join(BashCompletion(loader)._query(config_name=f"{verb}.yaml", line=line))
     except Exception:  # noqa: BLE001 - a failed completion must stay silent, not print a trace
         return ""
+
+
+def override_value(value: Any) -> str:
+    """A Python value in Hydra's override grammar: strings quoted where they hold its syntax."""
+    if isinstance(value, str):
+        if value and all(c.isalnum() or c in "_-./:+@" for c in value):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)  # numbers, true/false, null
 
 
 def suggest_keys(verb: str, args: Sequence[str]) -> list[str]:

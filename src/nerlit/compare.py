@@ -21,24 +21,26 @@ A and B may each be:
 Both must have scored the same sentences (same words, same order, same gold tags); otherwise
 the comparison is refused with one line naming the first difference.
 
-A plain argparse command rather than a Hydra app: it takes two positional paths and a few
-flags, composes no config groups and writes no run folder, so Hydra would only turn
-``nerlit compare A B`` into ``nerlit compare a=A b=B`` and add an outputs/ folder per call.
+Options are ``key=value`` as in every verb (conf/compare.yaml); ``nerlit compare A B`` reads as
+``a=A b=B``. ``sweep=DIR`` compares every run of a ``-m`` sweep with the best one by dev F1.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import hydra
 import numpy as np
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from nerlit.cli import exit_on_user_error
+from nerlit.cli import exit_on_user_error, override_value
+from nerlit.config import CONFIG_DIR
 from nerlit.data.schemes import split_tag
 from nerlit.errors import DataError, OptionError
 from nerlit.evaluation.bootstrap import (
@@ -57,6 +59,8 @@ from nerlit.inference.outputs import atomic_text_file, check_file_target
 #: approximate-randomization swaps (and bootstrap resamples): p-values near 0.05 need ~1e4
 RESAMPLES = 10_000
 PREDICTIONS = "predictions.conll"
+
+log = logging.getLogger(__name__)
 
 
 def _run_metrics(path: Path) -> dict:
@@ -81,7 +85,7 @@ def tag_model(path: Path, test_file: str | None) -> Predictions:
     if record is None and not test_file:
         raise OptionError(
             f"{path} records no test split (an exported folder or an old checkpoint): "
-            f"pass --test-file FILE"
+            f"pass test_file=FILE"
         )
     data = OmegaConf.create({"test_file": test_file}) if test_file else None
     split = resolve_split(data, "test", record, str(path))
@@ -119,7 +123,7 @@ def check_confidence(confidence: float) -> None:
     printed empty "0%" intervals as if they meant something. NaN fails the test too."""
     if not 0 < confidence < 1:
         raise OptionError(
-            f"--confidence {confidence}: expected a level between 0 and 1 (exclusive), e.g. 0.95"
+            f"confidence={confidence}: expected a level between 0 and 1 (exclusive), e.g. 0.95"
         )
 
 
@@ -195,77 +199,211 @@ def comparison_table(rows: Sequence[PairedResult], how: dict, a: str, b: str) ->
     return table
 
 
-def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(
-        prog="nerlit compare",
-        description="Compare two runs on the same test sentences: F1 of each, B - A with its "
-        "paired-bootstrap interval, and an approximate-randomization p-value, overall and per "
-        "type.",
-    )
-    parse.add_argument(
-        "a",
-        help="run directory, evaluate output directory, predictions file "
-        "or checkpoint (the baseline)",
-    )
-    parse.add_argument("b", help="the same for the run compared with A")
-    parse.add_argument(
-        "--mode",
-        choices=MODES,
-        default=None,
-        help="entity matching (default: A's metrics.json, else strict)",
-    )
-    parse.add_argument(
-        "--reference-types",
-        default=None,
-        help="comma-separated types to add a micro row over (default: A's report)",
-    )
-    parse.add_argument(
-        "--resamples", type=int, default=RESAMPLES, help=f"default {RESAMPLES:,}: p down to 1e-4"
-    )
-    parse.add_argument("--seed", type=int, default=SEED, help=f"default {SEED}")
-    parse.add_argument("--confidence", type=float, default=CONFIDENCE, help="default 0.95")
-    parse.add_argument(
-        "--test-file",
-        default=None,
-        help="for a checkpoint or model folder: the file to tag (default: its "
-        "run's own test split)",
-    )
-    parse.add_argument("--json", default=None, metavar="PATH", help="also write the rows here")
-    return parse
+def positional_as_keys(args: Sequence[str]) -> list[str]:
+    """``nerlit compare A B`` as ``a=A b=B``, and ``nerlit compare SWEEP`` as ``sweep=SWEEP``:
+    the two paths read naturally in that order; every option is ``key=value``, as in every verb."""
+    paths = [arg for arg in args if "=" not in arg and not arg.startswith("-")]
+    rest = [arg for arg in args if arg not in paths]
+    if not paths or len(paths) > 2:
+        return list(args)
+    keys = ["sweep"] if len(paths) == 1 else ["a", "b"]
+    return [
+        *(f"{key}={override_value(path)}" for key, path in zip(keys, paths, strict=True)),
+        *rest,
+    ]
 
 
-@exit_on_user_error
-def run(argv: Sequence[str] | None = None) -> list[PairedResult]:
-    args = parser().parse_args(argv)
-    if args.resamples < 1:
-        raise OptionError(f"--resamples {args.resamples}: expected at least 1")
-    check_confidence(args.confidence)  # before tagging or resampling anything
-    if args.json:  # a folder or unwritable path found now, not after the whole computation
-        check_file_target(args.json, "--json")
-    a, b = load_run(args.a, args.test_file), load_run(args.b, args.test_file)
-    metrics = _run_metrics(Path(args.a).expanduser())
-    mode = args.mode or metrics.get("mode", "strict")
-    if args.reference_types is not None:
-        reference = [t for t in args.reference_types.split(",") if t]
-    else:
-        reference = metrics.get("reference", {}).get("types", [])
-    rows, how = compare(a, b, mode, reference, args.resamples, args.seed, args.confidence)
-    Console().print(comparison_table(rows, how, args.a, args.b))
-    if args.json:
+def _check_options(cfg: DictConfig) -> None:
+    """The options, before tagging or resampling anything (a bad json= found only after the
+    whole computation wasted it)."""
+    if not isinstance(cfg.resamples, int) or isinstance(cfg.resamples, bool) or cfg.resamples < 1:
+        raise OptionError(f"resamples={cfg.resamples}: expected a whole number, at least 1")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise OptionError(f"seed={cfg.seed}: expected a whole number")
+    if not isinstance(cfg.confidence, (int, float)) or isinstance(cfg.confidence, bool):
+        raise OptionError(f"confidence={cfg.confidence}: expected a level such as 0.95")
+    check_confidence(cfg.confidence)
+    if cfg.mode is not None and cfg.mode not in MODES:
+        raise OptionError(f"mode={cfg.mode}: expected one of {', '.join(MODES)}")
+    if cfg.sweep is not None and (cfg.a is not None or cfg.b is not None):
+        raise OptionError("sweep= compares the runs of one sweep: leave a= and b= out")
+    if cfg.sweep is None and (cfg.a is None or cfg.b is None):
+        raise OptionError(
+            "name two runs (nerlit compare a=RUN_A b=RUN_B) or a sweep folder "
+            "(nerlit compare sweep=outputs/train/multiruns/TIME)"
+        )
+    if cfg.json:
+        check_file_target(str(cfg.json), "json")
+
+
+def _reference_types(value: object, metrics: dict) -> list[str]:
+    if value is None:
+        return list(metrics.get("reference", {}).get("types", []))
+    if isinstance(value, str):
+        return [t for t in value.split(",") if t]
+    return [str(t) for t in value]
+
+
+def compare_runs(cfg: DictConfig) -> list[PairedResult] | list[dict]:
+    """``nerlit compare``: two runs (a=, b=), or every run of a sweep against its best."""
+    _check_options(cfg)
+    if cfg.sweep is not None:
+        return compare_sweep(cfg)
+    a, b = load_run(cfg.a, cfg.test_file), load_run(cfg.b, cfg.test_file)
+    metrics = _run_metrics(Path(str(cfg.a)).expanduser())
+    mode = cfg.mode or metrics.get("mode", "strict")
+    reference = _reference_types(cfg.reference_types, metrics)
+    rows, how = compare(a, b, mode, reference, cfg.resamples, cfg.seed, cfg.confidence)
+    Console().print(comparison_table(rows, how, str(cfg.a), str(cfg.b)))
+    if cfg.json:
         result = {
-            "a": str(args.a),
-            "b": str(args.b),
+            "a": str(cfg.a),
+            "b": str(cfg.b),
             **how,
             "rows": [{**vars(row), "difference": row.difference} for row in rows],
         }
-        with atomic_text_file(args.json, "--json") as handle:
+        with atomic_text_file(str(cfg.json), "json") as handle:
             handle.write(json.dumps(result, indent=2))
     return rows
 
 
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error over the comparisons), in input order.
+
+    Six lines, so written here rather than pulling statsmodels into the install for it.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def compare_sweep(cfg: DictConfig) -> list[dict]:
+    """Every finished run of a ``-m`` sweep against the best by dev F1, on the test split.
+
+    The best is chosen on dev, never on test; each other run is B against it as A. With k
+    comparisons about k/20 p-values fall below 0.05 by chance alone, so the table adds Holm's
+    adjusted p, and the caption says so.
+    """
+    from nerlit.experiments.sweep import sweep_jobs
+
+    folder = Path(str(cfg.sweep)).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"sweep={folder}: no such folder")
+    jobs = [
+        job
+        for job in sweep_jobs(folder)
+        if job["best_val_f1"] is not None and (Path(job["run_dir"]) / PREDICTIONS).is_file()
+    ]
+    if len(jobs) < 2:
+        raise OptionError(
+            f"sweep={folder}: {len(jobs)} finished run(s) with a dev F1 and {PREDICTIONS}; "
+            f"comparing needs two (a folder written by nerlit train -m)"
+        )
+    best, others = jobs[0], jobs[1:]
+    best_dir = Path(best["run_dir"])
+    metrics = _run_metrics(best_dir)
+    mode = cfg.mode or metrics.get("mode", "strict")
+    reference = _reference_types(cfg.reference_types, metrics)
+    a = read_predictions(best_dir / PREDICTIONS)
+    results, how = [], {}
+    for job in others:
+        b = read_predictions(Path(job["run_dir"]) / PREDICTIONS)
+        rows, how = compare(a, b, mode, reference, cfg.resamples, cfg.seed, cfg.confidence)
+        micro = next(row for row in rows if row.name.startswith("micro"))
+        results.append({"job": job, "micro": micro})
+    adjusted = holm_adjusted([r["micro"].p_value for r in results])
+    records = [
+        {
+            "job": r["job"]["job"],
+            "overrides": r["job"]["overrides"],
+            "dev_f1": r["job"]["best_val_f1"],
+            "test_f1": r["micro"].f1_b,
+            "difference": r["micro"].difference,
+            "interval": r["micro"].interval,
+            "p_value": r["micro"].p_value,
+            "p_holm": p_holm,
+        }
+        for r, p_holm in zip(results, adjusted, strict=True)
+    ]
+    Console().print(sweep_table(best, results[0]["micro"].f1_a, records, how))
+    _plot_sweep(cfg, folder, [best, *others])
+    if cfg.json:
+        result = {"sweep": str(folder), "best": best["job"], **how, "runs": records}
+        with atomic_text_file(str(cfg.json), "json") as handle:
+            handle.write(json.dumps(result, indent=2))
+    return records
+
+
+def sweep_table(best: dict, best_test_f1: float, records: Sequence[dict], how: dict) -> Table:
+    level = f"{round(100 * how['confidence'])}%"
+    table = Table(
+        title=f"each run vs the best by dev F1: test entity F1 ({how['mode']}), "
+        f"{how['sentences']} sentences",
+        caption=(
+            f"best: job {best['job']} ({best['overrides'] or 'no overrides'}), dev F1 "
+            f"{best['best_val_f1']:.4f}, test F1 {best_test_f1:.4f}. {level} CI of run - best: "
+            f"{how['interval']}; p: {how['p_value']}, {how['resamples']} resamples over "
+            f"{how['units']} {how['unit']}s. {len(records)} comparisons: about 1 in 20 p-values "
+            f"falls below 0.05 by chance alone, so judge by Holm's adjusted p; the best was "
+            f"chosen on dev, so its test lead is not evidence by itself."
+        ),
+    )
+    for column in ("job", "overrides", "dev F1", "test F1", "run - best", f"{level} CI", "p"):
+        table.add_column(column, justify="left" if column in ("job", "overrides") else "right")
+    table.add_column("p (Holm)", justify="right")
+    for record in records:
+        low, high = record["interval"]
+        table.add_row(
+            record["job"],
+            record["overrides"],
+            f"{record['dev_f1']:.4f}",
+            f"{record['test_f1']:.4f}",
+            f"{record['difference']:+.4f}",
+            f"{low:+.4f} to {high:+.4f}",
+            f"{record['p_value']:.4f}",
+            f"{record['p_holm']:.4f}",
+        )
+    return table
+
+
+def _plot_sweep(cfg: DictConfig, folder: Path, jobs: Sequence[dict]) -> None:
+    """The runs' dev F1 curves in one PNG, from each run's CSV log."""
+    if cfg.plot is False:
+        return
+    from nerlit import extras
+    from nerlit.evaluation.curves import plot_dev_f1
+
+    if cfg.plot is None and not extras.installed("matplotlib"):
+        log.info('dev F1 curves not drawn: pip install "nerlit[plots]"')
+        return
+    if cfg.plot not in (None, True):
+        target = check_file_target(str(cfg.plot), "plot")
+    else:
+        target = folder / "dev_f1.png"
+    runs = {
+        f"{job['job']}: {job['overrides']}": Path(job["run_dir"]) / "csv" / "metrics.csv"
+        for job in jobs
+        if (Path(job["run_dir"]) / "csv" / "metrics.csv").is_file()
+    }
+    if runs:
+        plot_dev_f1(runs, target, title=f"dev F1 of {folder.name}")
+        log.info("dev F1 curves: %s", target)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare.yaml")
+@exit_on_user_error
+def _main(cfg: DictConfig) -> None:
+    compare_runs(cfg)
+
+
 def main() -> None:
-    """``nerlit compare A B`` / ``python -m nerlit.compare A B``."""
-    run(sys.argv[1:])
+    """``nerlit compare a=A b=B`` (or ``A B``) / ``python -m nerlit.compare ...``."""
+    sys.argv = [sys.argv[0], *positional_as_keys(sys.argv[1:])]
+    _main()
 
 
 if __name__ == "__main__":

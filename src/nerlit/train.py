@@ -29,6 +29,7 @@ from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR, configure_wandb_mode
 from nerlit.errors import ConfigError, DataError
+from nerlit.evaluation.curves import write_run_curves
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_test_outputs
 from nerlit.experiments.ddp import distributed_job, is_global_zero
@@ -329,6 +330,8 @@ def train(cfg: DictConfig) -> dict:
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     finish_wandb(failed=False)
     if zero:
+        if cfg.train:
+            write_run_curves(out)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         _print_summary(summary)
     return summary

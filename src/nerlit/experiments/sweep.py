@@ -65,7 +65,12 @@ def _job_order(row: dict[str, Any]) -> tuple[int, int, str]:
     return (0, int(job), "") if job.isdigit() else (1, 0, job)
 
 
-def _job_rows(sweep_dir: Path, statuses: dict[str, str], final: bool) -> list[dict[str, Any]]:
+def sweep_jobs(
+    sweep_dir: Path, statuses: dict[str, str] | None = None, final: bool = True
+) -> list[dict[str, Any]]:
+    """The jobs of a sweep folder, best dev F1 first: job, status, overrides that vary,
+    best_val_f1, test_f1, run_dir, error."""
+    statuses = statuses or {}
     jobs = []
     for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
@@ -221,7 +226,7 @@ def write_sweep_summary(
     ``final=False`` (mid-sweep) marks jobs without a result as pending rather than failed.
     """
     sweep_dir = Path(sweep_dir)
-    rows = _job_rows(sweep_dir, statuses or {}, final)
+    rows = sweep_jobs(sweep_dir, statuses or {}, final)
     _write_atomic(sweep_dir / "sweep.csv", _csv(rows, COLUMNS))
     markdown = to_markdown(rows, f"Sweep {sweep_dir.name}")
     groups = group_rows(rows)
