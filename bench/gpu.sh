@@ -76,7 +76,7 @@ import torch
 import transformers
 import lightning
 
-import nerlit.train  # noqa: F401  (every dependency of a training run imports)
+import nerlit.commands.train  # noqa: F401  (every dependency of a training run imports)
 
 if not torch.cuda.is_available():
     sys.exit("torch sees no CUDA device: bench/gpu.sh is for a CUDA machine")

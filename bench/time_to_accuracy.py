@@ -195,8 +195,8 @@ def child_nerlit(job: dict) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    from nerlit.commands.train import build
     from nerlit.config import CONFIG_DIR
-    from nerlit.train import build
 
     tracker = Tracker(job)
     model = job["model"]

@@ -142,7 +142,7 @@ def tiny_checkpoint(
             f"model.head={head}",
             f"model.case_features={case_features}",
         ]
-        from nerlit.train import train
+        from nerlit.commands.train import train
 
         summary = train(compose_train(overrides, directory / "run"))
         _TINY_CHECKPOINTS[key] = Path(summary["best_checkpoint"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import nerlit
+import nerlit.api
 from nerlit.errors import ConfigError, NerlitError
 from tests.conftest import REPO_ROOT, make_sentences, tiny_overrides, write_gmb_csv
 
@@ -50,6 +51,8 @@ def test_the_runs_tagger_and_evaluate_give_the_cli_scores(run: nerlit.Run, tmp_p
     assert tagger.labels and isinstance(tagger.predict(["Obama visited Paris ."])[0], list)
     scores = nerlit.evaluate(run.best_checkpoint, {"hydra.run.dir": str(tmp_path / "api")})
     assert scores["micro"]["f1"] == pytest.approx(run.metrics["test_f1"])
+    # the verb behind it lives in nerlit.commands: the name stays the function after a call
+    assert nerlit.evaluate is nerlit.api.evaluate
     cli = subprocess.run(
         [
             sys.executable,

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from nerlit import extras
-from nerlit.audit import assign_folds, audit, document_units, split_fold
+from nerlit.commands.audit import assign_folds, audit, document_units, split_fold
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
 from nerlit.errors import ConfigError, MissingExtraError
@@ -171,7 +171,7 @@ def test_bad_audit_options_are_one_line_before_the_corpus_is_read(
     def never(cfg):
         raise AssertionError("the corpus was read before the options were checked")
 
-    monkeypatch.setattr("nerlit.audit.read_sentences", never)
+    monkeypatch.setattr("nerlit.commands.audit.read_sentences", never)
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             "audit.yaml", overrides=["model=tiny", "data=conll", "data.train_file=x", override]

@@ -17,9 +17,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
 from nerlit.errors import NerlitError
-from nerlit.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 MISSING = "/nonexistent/corpus.csv"  # read before the checks ran, it would be the error
@@ -44,14 +44,14 @@ def _compose(verb: str, overrides: list[str], out: Path):
 # same second: the run directory named by ${now:} alone was one directory for both
 _SAME_SECOND = """
 import glob, math, os, runpy, sys, time
-import nerlit.train
+import nerlit.commands.train
 barrier = sys.argv.pop(1)
 open(os.path.join(barrier, f"ready-{os.getpid()}"), "w").close()
 deadline = time.time() + 240
 while len(ready := glob.glob(os.path.join(barrier, "ready-*"))) < 2 and time.time() < deadline:
     time.sleep(0.05)
 time.sleep(max(0.0, math.ceil(max(map(os.path.getmtime, ready))) + 0.2 - time.time()))
-runpy.run_module("nerlit.train", run_name="__main__")
+runpy.run_module("nerlit.commands.train", run_name="__main__")
 """
 
 
@@ -168,7 +168,7 @@ def test_token_budget_is_checked_with_the_config(tmp_path: Path):
 
 def test_negative_batch_size_stops_the_entry_point_with_one_line(gmb_file: Path, tmp_path: Path):
     """`nerlit train data.batch_size=-4` trained nothing, tested the untrained model, exited 0."""
-    from nerlit.train import _main
+    from nerlit.commands.train import _main
 
     run_dir = tmp_path / "run"
     cfg = compose_train([*tiny_overrides(gmb_file), "data.batch_size=-4"], run_dir)
@@ -179,8 +179,8 @@ def test_negative_batch_size_stops_the_entry_point_with_one_line(gmb_file: Path,
 
 
 def test_evaluate_and_stats_check_the_keys_they_read_first(tmp_path: Path):
-    from nerlit.evaluate import evaluate
-    from nerlit.stats import main as stats
+    from nerlit.commands.evaluate import evaluate
+    from nerlit.commands.stats import main as stats
 
     overrides = ["ckpt_path=/nonexistent.ckpt", "batch_size=0", "split=dev", "data.tag_column=x"]
     with pytest.raises(NerlitError) as caught:  # not the missing checkpoint: the values first
@@ -201,7 +201,7 @@ def test_evaluate_and_stats_check_the_keys_they_read_first(tmp_path: Path):
 
 def test_unwritable_run_dir_is_one_line_naming_it(monkeypatch, capsys):
     """`nerlit train hydra.run.dir=/proc/x` was a traceback from Hydra's mkdir."""
-    from nerlit.train import main
+    from nerlit.commands.train import main
 
     monkeypatch.setattr(sys, "argv", ["nerlit train", "model=tiny", "hydra.run.dir=/proc/x"])
     # the command in this process (a subprocess costs seconds of imports): Hydra stops in the
@@ -227,7 +227,7 @@ def test_unwritable_output_dir_from_python_names_it(verb: str, tmp_path: Path):
     out = blocker / "run"  # a directory inside a file: not even root can make it
     expected = f"paths.output_dir={out}: cannot write there (Not a directory)"
     if verb == "stats":
-        from nerlit.stats import main as stats
+        from nerlit.commands.stats import main as stats
 
         with pytest.raises(SystemExit, match=re.escape(f"nerlit: {expected}")):
             stats(_compose("stats", ["model=tiny", f"data.train_file={MISSING}"], out))
@@ -236,7 +236,7 @@ def test_unwritable_output_dir_from_python_names_it(verb: str, tmp_path: Path):
         if verb == "train":
             train(compose_train(tiny_overrides(Path(MISSING)), out))
         else:
-            from nerlit.evaluate import evaluate
+            from nerlit.commands.evaluate import evaluate
 
             evaluate(_compose("evaluate", ["ckpt_path=x.ckpt"], out))
 

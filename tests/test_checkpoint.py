@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nerlit.commands.evaluate import read_data_record
 from nerlit.errors import ModelLoadError, NerlitError
-from nerlit.evaluate import read_data_record
 from nerlit.experiments.resume import resolve_checkpoint
 from nerlit.inference.tagger import Tagger
 from nerlit.models.checkpoint import load_checkpoint_file, read_checkpoint

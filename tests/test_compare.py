@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from nerlit.compare import compare, compare_runs, load_run, positional_as_keys
+from nerlit.commands.compare import compare, compare_runs, load_run, positional_as_keys
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError, NerlitError, OptionError
@@ -212,7 +212,7 @@ def test_a_json_folder_is_refused_before_computing(tmp_path: Path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("computed before the output path was checked")
 
-    monkeypatch.setattr("nerlit.compare.load_run", never)
+    monkeypatch.setattr("nerlit.commands.compare.load_run", never)
     with pytest.raises(NerlitError, match=r"json=\S*out is a folder"):
         run([str(a), str(a), f"json={tmp_path / 'out'}"])
     with pytest.raises(NerlitError, match="cannot write there"):
@@ -268,7 +268,7 @@ def test_a_sweep_compares_every_run_with_the_best_by_dev_f1(tmp_path: Path, caps
 
 
 def test_holm_adjustment_matches_the_textbook_example():
-    from nerlit.compare import holm_adjusted
+    from nerlit.commands.compare import holm_adjusted
 
     # Holm (1979) step-down on four p-values: sorted 0.01, 0.02, 0.03, 0.04 times 4, 3, 2, 1
     assert holm_adjusted([0.04, 0.01, 0.03, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])

@@ -11,9 +11,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from nerlit.cli import suggest_keys
+from nerlit.commands.cli import suggest_keys
+from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
-from nerlit.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir())
@@ -238,7 +238,7 @@ def test_shell_completion_completes_verbs_then_each_verbs_keys(tmp_path: Path):
     """The script ``nerlit -sc install=bash`` prints, run by bash as a tab press would."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "nerlit").write_text(f'#!/bin/sh\nexec {sys.executable} -m nerlit.cli "$@"\n')
+    (bin_dir / "nerlit").write_text(f'#!/bin/sh\nexec {sys.executable} -m nerlit "$@"\n')
     (bin_dir / "nerlit").chmod(0o755)
     presses = {
         "nerlit ev": "evaluate",

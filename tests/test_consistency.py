@@ -11,11 +11,11 @@ import pytest
 from omegaconf import open_dict
 
 from nerlit import Tagger
+from nerlit.commands.evaluate import evaluate
+from nerlit.commands.train import train
 from nerlit.data.corpus import load_corpus
 from nerlit.data.schemes import repair_iob2
-from nerlit.evaluate import evaluate
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.train import train
 from tests.conftest import compose_train, make_sentences, write_conll
 from tests.test_evaluate import compose_evaluate
 

@@ -11,15 +11,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from nerlit import Tagger
+from nerlit.commands.evaluate import evaluate
+from nerlit.commands.train import build
 from nerlit.config import CONFIG_DIR
 from nerlit.data.encoding import IGNORE_INDEX, SubwordEncoder
 from nerlit.data.readers import read_conll_file, read_jsonl_file
 from nerlit.data.types import Sentence
 from nerlit.errors import CorpusFormatError
-from nerlit.evaluate import evaluate
 from nerlit.inference.files import predict_file
 from nerlit.inference.loading import export_huggingface, load_model
-from nerlit.train import build
 from tests.conftest import compose_train, make_sentences
 
 CONTEXT = 16

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nerlit.commands.train import train
 from nerlit.data.encoding import LengthGroupedBatchSampler
-from nerlit.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 # ranks of a 2-process CPU run get one thread each; single-process runs are given the same

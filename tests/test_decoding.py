@@ -134,7 +134,7 @@ def test_adamw_is_fused_where_supported_and_decays_only_matrices():
 
 
 def test_gradients_are_clipped_with_fused_adamw_under_bf16(gmb_file: Path, tmp_path: Path):
-    from nerlit.train import build
+    from nerlit.commands.train import build
 
     cfg = compose_train(
         [

@@ -12,14 +12,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from nerlit.compare import compare, load_run
+from nerlit.commands.compare import compare, load_run
+from nerlit.commands.evaluate import evaluate
+from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
-from nerlit.evaluate import evaluate
 from nerlit.evaluation.error_page import write_error_page
 from nerlit.evaluation.errors import analyse_errors, to_markdown
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.train import train
 from tests.conftest import compose_train, make_sentences, tiny_overrides, write_gmb_csv
 
 pytest.importorskip("nervaluate")

@@ -19,16 +19,16 @@ from omegaconf import open_dict
 from transformers import BertConfig
 
 from nerlit import Tagger
+from nerlit.commands.evaluate import TrainOverlapError, evaluate, read_data_record, read_split
+from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
 from nerlit.data.corpus import infer_format
 from nerlit.data.datamodule import fingerprint_set
 from nerlit.errors import OptionError
-from nerlit.evaluate import TrainOverlapError, evaluate, read_data_record, read_split
 from nerlit.evaluation.confusion import NONE, entity_confusion
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.inference.loading import export_huggingface
 from nerlit.models.module import NerModule
-from nerlit.train import train
 from tests.conftest import (
     REPO_ROOT,
     compose_train,

@@ -92,12 +92,15 @@ def test_the_blocker_hides_the_extras(without_extras):
 
 def test_core_modules_import_no_optional_package(without_extras):
     modules = (
-        "nerlit.train",
-        "nerlit.evaluate",
-        "nerlit.predict",
-        "nerlit.export",
-        "nerlit.stats",
-        "nerlit.cli",
+        "nerlit.commands.train",
+        "nerlit.commands.evaluate",
+        "nerlit.commands.predict",
+        "nerlit.commands.export",
+        "nerlit.commands.stats",
+        "nerlit.commands.compare",
+        "nerlit.commands.cli",
+        "nerlit.api",
+        "nerlit.evaluation.curves",
         "nerlit.inference.tagger",
         "nerlit.inference.backends",
         "nerlit.inference.onnx_export",

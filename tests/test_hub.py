@@ -22,9 +22,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from nerlit import Tagger
+from nerlit.commands.export import export
 from nerlit.config import CONFIG_DIR
 from nerlit.errors import ExportError, ModelLoadError, OptionError
-from nerlit.export import export
 from nerlit.inference.card import CARD, dataset_name, model_card
 from nerlit.inference.loading import export_huggingface, load_model
 from tests.conftest import tiny_checkpoint

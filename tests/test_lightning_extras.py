@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 
-from nerlit.train import build, train
+from nerlit.commands.train import build, train
 from tests.conftest import compose_train, tiny_overrides
 
 TYPES = ("geo", "org", "per", "tim")
@@ -124,7 +124,7 @@ def test_lightnings_echo_of_nerlits_own_settings_is_quiet_and_its_warnings_are_n
     to open every run (issue 25); a warning still shows."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-    from nerlit.train import quiet_lightning
+    from nerlit.commands.train import quiet_lightning
 
     quiet_lightning()
     with caplog.at_level(logging.INFO):

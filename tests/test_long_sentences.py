@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from nerlit.train import build
+from nerlit.commands.train import build
 from tests.conftest import compose_train, make_sentences
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend
 
+from nerlit.commands.train import train
 from nerlit.errors import NerlitError
 from nerlit.models.network import NerNetwork, attention_kernels
-from nerlit.train import train
 from tests.conftest import CASED_TOKENIZER, compose_train, tiny_checkpoint, tiny_overrides
 
 LABELS = ["O", "B-per", "I-per"]

@@ -191,7 +191,7 @@ def test_without_the_onnx_extra_export_and_tagger_name_the_pip_command(
         "sys.argv = ['nerlit export', 'ckpt_path=" + str(checkpoints["linear"]) + "',\n"
         "            'format=onnx', 'output_dir=" + str(tmp_path / "out") + "',\n"
         "            'hydra.run.dir=" + str(tmp_path / "run") + "']\n"
-        "from nerlit.export import main\n"
+        "from nerlit.commands.export import main\n"
         "main()\n"
     )
     result = subprocess.run(

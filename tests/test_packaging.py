@@ -103,7 +103,7 @@ def test_fit_evaluate_predict_in_an_empty_user_directory(installed, tmp_path: Pa
     write_conll(work / "train.conll", make_sentences(60))
     write_conll(work / "test.conll", make_sentences(16, seed=5))
     (work / "texts.txt").write_text("Angela Merkel visited Paris on Monday.\n\nNATO met Obama.\n")
-    nerlit = [sys.executable, "-m", "nerlit.cli"]
+    nerlit = [sys.executable, "-m", "nerlit"]
     fit = _run(
         installed,
         work,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from nerlit.commands.train import train
 from nerlit.experiments.provenance import git_state
-from nerlit.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 

@@ -14,8 +14,8 @@ import lightning as L
 import pytest
 import torch
 
+from nerlit.commands.train import train
 from nerlit.errors import NerlitError
-from nerlit.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 

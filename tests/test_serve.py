@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from nerlit.commands.serve import Batcher, load_tagger, predict_record
 from nerlit.errors import OptionError
 from nerlit.inference.files import predict_file
 from nerlit.inference.tagger import Tagger
-from nerlit.serve import Batcher, load_tagger, predict_record
 from tests.conftest import tiny_checkpoint
 from tests.test_extras import blocker
 
@@ -291,8 +291,8 @@ def test_after_a_batch_of_n_requests_the_next_batch_waits_for_n_to_come_back():
     ],
 )
 def test_a_bad_server_option_is_one_line_naming_the_key(key, value):
+    from nerlit.commands.serve import _check
     from nerlit.errors import ConfigError
-    from nerlit.serve import _check
 
     cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "serve.yaml")
     cfg[key] = value

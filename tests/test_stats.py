@@ -74,10 +74,10 @@ def test_stats_builds_no_windows_and_agrees_with_setup(tmp_path: Path, monkeypat
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from nerlit.commands.stats import PERCENTILES, corpus_stats
     from nerlit.config import CONFIG_DIR
     from nerlit.data.encoding import SubwordEncoder
     from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
-    from nerlit.stats import PERCENTILES, corpus_stats
 
     sentences = make_sentences(50)
     sentences += [(["word"] * n, ["O"] * n) for n in (60, 130, 300)]  # 1, 3 and 6 windows
@@ -111,10 +111,10 @@ def _loaded_stats(datamodule) -> dict:
     """stats as they were computed before they streamed: from the corpus loaded whole."""
     from collections import Counter
 
+    from nerlit.commands.stats import PERCENTILES, percentile
     from nerlit.data.corpus import load_corpus
     from nerlit.data.datamodule import apply_unknown_labels
     from nerlit.data.schemes import spans
-    from nerlit.stats import PERCENTILES, percentile
 
     corpus, report = load_corpus(**datamodule.corpus_options)
     apply_unknown_labels(corpus, corpus.labels(), datamodule.unknown_labels)
@@ -148,9 +148,9 @@ def test_streamed_stats_equal_the_loaded_corpus_stats(tmp_path: Path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from nerlit.commands.stats import corpus_stats
     from nerlit.config import CONFIG_DIR
     from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
-    from nerlit.stats import corpus_stats
 
     sentences = make_sentences(300, seed=1) + [(["word"] * 130, ["O"] * 130)]
     train = write_conll(tmp_path / "train.txt", sentences, iob1=True)
@@ -177,10 +177,10 @@ def test_stats_never_hold_the_corpus(tmp_path: Path, monkeypatch):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from nerlit.commands.stats import corpus_stats
     from nerlit.config import CONFIG_DIR
     from nerlit.data import readers
     from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
-    from nerlit.stats import corpus_stats
 
     def whole(*args, **kwargs):
         raise AssertionError("the corpus was read whole")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from nerlit.commands.train import build, train
 from nerlit.models.module import NerModule
-from nerlit.train import build, train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 
@@ -125,7 +125,7 @@ def test_a_full_disk_is_one_line_naming_the_file(gmb_file: Path, tmp_path: Path,
 
     import pytest
 
-    from nerlit.cli import exit_on_user_error
+    from nerlit.commands.cli import exit_on_user_error
 
     real = Path.write_text
 

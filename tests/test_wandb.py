@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from nerlit.train import train
+from nerlit.commands.train import train
 from tests.conftest import REPO_ROOT, compose_train, tiny_overrides
 
 

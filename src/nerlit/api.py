@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nerlit.cli import override_value
+from nerlit.commands.cli import override_value
 from nerlit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def fit(overrides: Overrides = None, config_dir: str | Path | None = None) -> Ru
     """
     from hydra_plugins.nerlit_optuna_sweeper import register_with_hydra
     from nerlit import extras
-    from nerlit.train import train
+    from nerlit.commands.train import train
 
     arguments = as_overrides(overrides)
     extras.require_for_overrides(arguments)
@@ -86,7 +86,7 @@ def evaluate(
 ) -> dict:
     """Score a checkpoint or exported model as ``nerlit evaluate`` does; returns its scores
     (the run's test split unless the overrides name another split or file)."""
-    from nerlit.evaluate import evaluate as evaluate_split
+    from nerlit.commands.evaluate import evaluate as evaluate_split
 
     arguments = [f"ckpt_path={override_value(str(ckpt_path))}", *as_overrides(overrides)]
     cfg = _compose("evaluate", arguments, config_dir)
@@ -115,7 +115,7 @@ def _compose(verb: str, overrides: list[str], config_dir: str | Path | None) -> 
     from hydra.errors import HydraException
     from omegaconf import OmegaConf, open_dict
 
-    from nerlit.cli import suggest_keys
+    from nerlit.commands.cli import suggest_keys
     from nerlit.config import CONFIG_DIR
 
     arguments = list(overrides)

@@ -157,7 +157,8 @@ class OptunaSearch(Sweeper):
     raised is a FAIL, except ``optuna.TrialPruned`` and jobs whose trial the pruning callback
     marked: those are PRUNED. The search goes on after a failed job, whatever failed it: in a
     sweep job nerlit's one-line user errors (data, config, environment) are raised as exceptions,
-    not ``SystemExit`` (``nerlit.cli.exit_on_user_error``), so they are FAIL trials too, their
+    not ``SystemExit`` (``nerlit.commands.cli.exit_on_user_error``), so they are FAIL trials
+    too, their
     line in sweep.md. A launcher that ends the process still ends the search, with the batch's
     trials told FAIL; Ctrl-C ends it with the running trials queued again for a resumed search.
     """

@@ -13,7 +13,7 @@ setting cannot say whether one setting beats another; the spread can.
 
 A failed job's one-line reason goes to ``<job>/error.txt`` and the table's ``error`` column:
 written by the job's own process, so the table has it whatever the launcher. A nerlit user error
-in a job fails that job only (``nerlit.cli.exit_on_user_error``), and the sweep goes on.
+in a job fails that job only (``nerlit.commands.cli.exit_on_user_error``), and the sweep goes on.
 """
 
 from __future__ import annotations

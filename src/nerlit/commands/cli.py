@@ -29,19 +29,16 @@ log = logging.getLogger(__name__)
 #: Errors in the user's input or setup, whose messages already name the file, line and fix.
 USER_ERRORS = (NerlitError, FileNotFoundError)
 
-#: verb -> (module, what it does)
+#: verb -> what it does; each verb is the Hydra app ``nerlit.commands.<verb>``
 VERBS = {
-    "train": (
-        "nerlit.train",
-        "fine-tune an encoder, test the best checkpoint, write a run folder",
-    ),
-    "evaluate": ("nerlit.evaluate", "score a checkpoint or exported model on a split or a file"),
-    "predict": ("nerlit.predict", "tag a text, JSONL or CoNLL file with a trained model"),
-    "export": ("nerlit.export", "write a checkpoint as a Hugging Face model folder"),
-    "stats": ("nerlit.stats", "what a corpus looks like to the configured model"),
-    "serve": ("nerlit.serve", "tag texts over HTTP, batching concurrent requests"),
-    "compare": ("nerlit.compare", "is run B really better than run A: B - A, interval, p-value"),
-    "audit": ("nerlit.audit", "rank a corpus's sentences by how likely their labels are wrong"),
+    "train": "fine-tune an encoder, test the best checkpoint, write a run folder",
+    "evaluate": "score a checkpoint or exported model on a split or a file",
+    "predict": "tag a text, JSONL or CoNLL file with a trained model",
+    "export": "write a checkpoint as a Hugging Face model folder",
+    "stats": "what a corpus looks like to the configured model",
+    "serve": "tag texts over HTTP, batching concurrent requests",
+    "compare": "is run B really better than run A: B - A, interval, p-value",
+    "audit": "rank a corpus's sentences by how likely their labels are wrong",
 }
 
 USAGE = """usage: nerlit <command> [key=value ...] [group=option ...] [hydra flags]
@@ -120,7 +117,7 @@ def disk_full(error: OSError) -> str:
 
 def usage() -> str:
     width = max(map(len, VERBS))
-    commands = "\n".join(f"  {verb:<{width}}  {text}" for verb, (_, text) in VERBS.items())
+    commands = "\n".join(f"  {verb:<{width}}  {text}" for verb, text in VERBS.items())
     return USAGE.format(commands=commands)
 
 
@@ -143,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(
             f"nerlit: unknown command {verb!r}; choose one of {', '.join(VERBS)} (nerlit --help)"
         )
-    module = importlib.import_module(VERBS[verb][0])
+    module = importlib.import_module(f"nerlit.commands.{verb}")
     # Hydra parses sys.argv; argv[0] names the program in its messages
     sys.argv = [f"nerlit {verb}", *args[1:]]
     run_as_module(module)

@@ -1,0 +1,5 @@
+"""``python -m nerlit <verb> ...``: the ``nerlit`` command."""
+
+from nerlit.commands.cli import main
+
+main()

@@ -1,0 +1,304 @@
+"""``python -m nerlit.evaluate ckpt_path=...``: score a model on held-out data, as training does.
+
+What is scored depends on what ``data`` names (conf/evaluate.yaml):
+
+- nothing: the run's own split, rebuilt from the data settings the checkpoint recorded, so the
+  score is the one ``trainer.test`` gave, with no data flags to get wrong;
+- ``data.test_file`` (or ``data.val_file``) and no train file: that file alone, read with the
+  options given, else inferred from its name;
+- ``data=PRESET`` or a train file: the split carved from the same files, with the same seed, as
+  training carves it.
+
+A checkpoint also records fingerprints of the sentences it trained on, and scores on those would
+flatter the model, so a split holding them is refused unless ``allow_train_overlap=true``; the
+count goes to metrics.json. The words are tagged by :class:`nerlit.Tagger`, so the scores are
+those of what users will run, and the sentences' documents go along, so a model trained with
+document context sees it here too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from nerlit import extras
+from nerlit.commands.cli import exit_on_user_error
+from nerlit.config import CONFIG_DIR
+from nerlit.data.corpus import infer_format, load_corpus, load_file
+from nerlit.data.datamodule import fingerprint, fingerprint_set
+from nerlit.data.schemes import spans, split_tag
+from nerlit.data.types import Sentence
+from nerlit.errors import DataError, OptionError
+from nerlit.evaluation.confusion import write_confusion
+from nerlit.evaluation.error_page import write_error_page
+from nerlit.evaluation.errors import ErrorAnalysis, analyse_errors
+from nerlit.evaluation.metrics import entity_scores
+from nerlit.evaluation.predictions import write_predictions  # noqa: F401 - its old home
+from nerlit.evaluation.report import write_test_outputs
+from nerlit.experiments.run_dir import ensure_writable_dir
+from nerlit.inference.loading import quiet_transformers
+from nerlit.inference.tagger import Tagger
+from nerlit.models.checkpoint import read_data_record
+from nerlit.validation import validate
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+_NAME_WHAT = "name what to score with data.test_file=FILE (or data.val_file=FILE) or data=PRESET"
+
+
+class TrainOverlapError(DataError):
+    """The split to score holds sentences the model was trained on."""
+
+
+@dataclass
+class EvalSplit:
+    """The gold sentences to score and where they came from (recorded in metrics.json)."""
+
+    name: str
+    split: str
+    sentences: list[Sentence]
+    #: checkpoint (the run's recorded data), file (one standalone file) or config (data=...)
+    source: str
+    options: dict = field(default_factory=dict)
+
+
+def _corpus_split(options: dict, split: str) -> tuple[str, list[Sentence]]:
+    accepted = inspect.signature(load_corpus).parameters
+    corpus, _ = load_corpus(**{k: v for k, v in options.items() if k in accepted})
+    return corpus.name, corpus.splits()[split]
+
+
+def _data_options(data: DictConfig | None) -> dict:
+    if data is None:
+        return {}
+    try:
+        options = OmegaConf.to_container(data, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise OptionError(
+            f"data.{error.key} is required: pass it (data.{error.key}=...) or pick a preset "
+            f"(data=gmb, data=conll2003)"
+        ) from None
+    return options
+
+
+def read_split(data: DictConfig, split: str) -> tuple[str, list[Sentence]]:
+    """The corpus name and one split's gold sentences, read with the data config's options."""
+    if split not in SPLITS:
+        raise OptionError(f"split={split!r}: expected train, val or test")
+    return _corpus_split(_data_options(data), split)
+
+
+def _standalone(options: dict, split: str) -> EvalSplit:
+    """One val or test file, no train file: the split is the file's own."""
+    files = {s: options.get(f"{s}_file") for s in ("val", "test") if options.get(f"{s}_file")}
+    if split not in files:
+        if split == "train" or len(files) > 1:
+            raise OptionError(
+                f"split={split}: no data.{split}_file given (data.train_file, or a preset with "
+                f"data=..., carves the splits as training does)"
+            )
+        (split,) = files
+    reading = {
+        k: options[k]
+        for k in ("format", "encoding", "token_column", "tag_column", "scheme")
+        if options.get(k) is not None
+    }
+    sentences, report = load_file(files[split], split, **reading)
+    reading.update(format=reading.get("format") or infer_format(files[split]), scheme=report.scheme)
+    path = str(Path(files[split]).expanduser().resolve())
+    scoring = {k: options[k] for k in ("unknown_labels", "reference_types") if k in options}
+    options = {f"{split}_file": path, **reading, **scoring}
+    return EvalSplit(Path(path).name, split, sentences, "file", options)
+
+
+def _recorded(record: dict | None, given: dict, split: str, ckpt_path: str) -> EvalSplit:
+    """The run's own data settings (with any options given on top), split as training did."""
+    if record is None:
+        kind = "an exported model folder" if Path(ckpt_path).is_dir() else "a checkpoint"
+        raise OptionError(
+            f"{ckpt_path} is {kind} with no record of the data it was trained on; {_NAME_WHAT} "
+            f"(e.g. data=gmb)"
+        )
+    options = {**record["config"], **given}
+    try:
+        name, sentences = _corpus_split(options, split)
+    except FileNotFoundError as error:
+        raise OptionError(f"the run's data is gone ({error}); {_NAME_WHAT}") from None
+    recorded = fingerprint_set(record["fingerprints"].get(split))
+    now = {fingerprint(s.words) for s in sentences}
+    if not given and split != "train" and now != recorded:
+        log.warning(
+            "the %s split read from the run's files differs from the one it was tested on "
+            "(%d of its %d distinct sentences are new): have the files changed?",
+            split,
+            len(now - recorded),
+            len(now),
+        )
+    return EvalSplit(name, split, sentences, "checkpoint", options)
+
+
+def resolve_split(data: DictConfig | None, split: str, record: dict | None, ckpt: str) -> EvalSplit:
+    """Which sentences to score: the recorded split, one file, or a split carved as in training.
+
+    The data node of conf/evaluate.yaml holds only nulls until the user sets something, so what
+    is set tells the three cases apart; a preset (``data=gmb``) brings a ``_target_``.
+    """
+    if split not in SPLITS:
+        raise OptionError(f"split={split!r}: expected train, val or test")
+    options = _data_options(data)
+    given = {k: v for k, v in options.items() if v is not None}
+    if given.get("train_file"):
+        given.setdefault("format", infer_format(given["train_file"]))
+        name, sentences = _corpus_split(given, split)
+        return EvalSplit(name, split, sentences, "config", given)
+    if given.get("val_file") or given.get("test_file"):
+        return _standalone(given, split)
+    if "_target_" in given:  # a preset with no file of its own (data=conll, data=jsonl)
+        raise OptionError(
+            "data.train_file is required to carve the splits: pass it (data.train_file=...), "
+            "or score one file with data.test_file=FILE"
+        )
+    return _recorded(record, given, split, ckpt)
+
+
+def train_overlap(sentences: list[Sentence], record: dict, split: str) -> list[Sentence]:
+    """The sentences the model trained on, less text duplicates of the run's own held-out split.
+
+    A random split of a corpus with repeated short sentences (GMB) puts some texts both in train
+    and in val/test; those held-out copies were scored by the run itself, so they do not count.
+    """
+    trained = fingerprint_set(record["fingerprints"].get("train"))
+    exempt = set() if split == "train" else fingerprint_set(record["fingerprints"].get(split))
+    overlap = []
+    for sentence in sentences:
+        key = fingerprint(sentence.words)
+        if key in trained and key not in exempt:
+            overlap.append(sentence)
+    return overlap
+
+
+def check_train_overlap(data: EvalSplit, record: dict | None, allow: bool) -> int | None:
+    """How many sentences of the split the model trained on (None: unknown); refuses any."""
+    if record is None:
+        log.warning("the model keeps no record of its train sentences: overlap not checked")
+        return None
+    overlap = train_overlap(data.sentences, record, data.split)
+    if overlap:
+        words = " ".join(overlap[0].words)
+        words = words if len(words) <= 60 else words[:57] + "..."
+        what = (
+            f"the model trained on {len(overlap)} of the {len(data.sentences)} {data.split} "
+            f"sentences of {data.name} (the first: {words!r})"
+        )
+        if not allow:
+            own = "test" if data.split == "train" else data.split
+            raise TrainOverlapError(
+                f"{what}: their scores would flatter it. Score held-out data (with no data "
+                f"arguments: the run's own {own} split), or pass allow_train_overlap=true"
+            )
+        log.warning("%s; scored anyway (allow_train_overlap=true)", what)
+    return len(overlap)
+
+
+def unknown_to_o(sentences: list[Sentence], labels: list[str]) -> tuple[list[Sentence], int]:
+    """Words whose type the model does not know tagged O, as ``data.unknown_labels=o`` trains."""
+    known = {split_tag(label)[1] for label in labels} - {""}
+    out, count = [], 0
+    for sentence in sentences:
+        tags = tuple(t if t == "O" or split_tag(t)[1] in known else "O" for t in sentence.tags)
+        count += sum(a != b for a, b in zip(tags, sentence.tags))
+        out.append(replace(sentence, tags=tags) if tags != sentence.tags else sentence)
+    return out, count
+
+
+def error_analysis(gold: list[list[str]], pred: list[list[str]], mode: str) -> ErrorAnalysis | None:
+    """SemEval-2013 scores and error categories; None where nervaluate is missing (it needs
+    Python >= 3.11, so a 3.10 install has no error analysis)."""
+    if not extras.installed("nervaluate"):
+        log.warning("errors.html and partial-match scores skipped: nervaluate needs Python >= 3.11")
+        return None
+    return analyse_errors(gold, pred, mode)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Tag the split, score it, write the report files; returns the scores."""
+    validate(cfg, "evaluate")  # before the model is loaded or the data read
+    quiet_transformers()
+    out = ensure_writable_dir(cfg.paths.output_dir, "paths.output_dir")
+    record = read_data_record(cfg.ckpt_path)
+    tagger = Tagger.from_config(cfg)
+    data = resolve_split(cfg.get("data"), cfg.split, record, str(cfg.ckpt_path))
+    overlap = check_train_overlap(data, record, bool(cfg.get("allow_train_overlap")))
+    sentences = data.sentences
+    if data.options.get("unknown_labels") == "o":
+        sentences, mapped = unknown_to_o(sentences, tagger.labels)
+        if mapped:
+            log.warning("%d words had types the model does not know and were tagged O", mapped)
+    known = {split_tag(label)[1] for label in tagger.labels} - {""}
+    unseen = sorted({kind for s in sentences for kind, _, _ in spans(s.tags)} - known)
+    if unseen:
+        log.warning(
+            "types %s are not among the model's labels: all their entities count as missed", unseen
+        )
+    gold = [list(s.tags) for s in sentences]
+    pred = tagger.predict_tags([s.words for s in sentences], [s.document for s in sentences])
+    reference = data.options.get("reference_types")
+    if reference is None:  # a standalone file: the types the model was trained to report
+        reference = tagger.settings.get("reference_types")
+    scores = entity_scores(gold, pred, cfg.eval_mode, list(reference or []))
+    scores["checkpoint"] = str(cfg.ckpt_path)
+    scores["split"] = data.split
+    scores["decode"] = tagger.decode
+    scores["data"] = {"source": data.source, "sentences": len(sentences), **_shown(data.options)}
+    scores["train_overlap"] = overlap
+    analysis = error_analysis(gold, pred, cfg.eval_mode)
+    if analysis is not None:
+        scores["error_analysis"] = analysis.summary()
+    title = f"{data.name} {data.split}, {tagger.decode} decoding"
+    bootstrap = OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else {}
+    write_test_outputs(scores, gold, pred, out, title, sentences, **bootstrap)
+    title = f"{data.name} {data.split}: entity types"
+    write_confusion(gold, pred, out, cfg.eval_mode, title=title, plot=cfg.get("plot"))
+    if analysis is not None:
+        write_error_page(sentences, analysis, out / "errors.html", f"{data.name} {data.split}")
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    log.info("report, confusion, errors.html and predictions.conll in %s", out)
+    return scores
+
+
+def _shown(options: dict) -> dict:
+    """The reading options worth keeping beside the scores (no Hydra keys, no batch sizes)."""
+    keep = (
+        "train_file",
+        "val_file",
+        "test_file",
+        "format",
+        "encoding",
+        "token_column",
+        "tag_column",
+        "scheme",
+        "split_fractions",
+        "split_seed",
+    )
+    return {k: options[k] for k in keep if options.get(k) is not None}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate.yaml")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    """Returns micro F1, so a sweeper could compare checkpoints."""
+    scores = evaluate(cfg)
+    print(json.dumps({"micro_f1": round(scores["micro"]["f1"], 4)}))
+    return scores["micro"]["f1"]
+
+
+if __name__ == "__main__":
+    main()
