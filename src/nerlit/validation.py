@@ -345,6 +345,7 @@ def _train_schema() -> Schema:
             "train": bool,
             "test": bool,
             "ckpt_path": str | None,
+            "rerun": str | None,
             "eval_mode": Literal["strict", "conlleval"],
             "optuna_trial": int | None,
         },

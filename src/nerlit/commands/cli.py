@@ -39,6 +39,7 @@ VERBS = {
     "serve": "tag texts over HTTP, batching concurrent requests",
     "compare": "is run B really better than run A: B - A, interval, p-value",
     "audit": "rank a corpus's sentences by how likely their labels are wrong",
+    "init": "write a starter config folder (an experiment and a corpus) into your project",
 }
 
 USAGE = """usage: nerlit <command> [key=value ...] [group=option ...] [hydra flags]

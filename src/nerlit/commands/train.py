@@ -34,6 +34,7 @@ from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_test_outputs
 from nerlit.experiments.ddp import distributed_job, is_global_zero
 from nerlit.experiments.provenance import write_provenance
+from nerlit.experiments.rerun import SAVED_CONFIG, rerun_config
 from nerlit.experiments.resume import continue_csv_history, resolve_checkpoint
 from nerlit.experiments.run_dir import ensure_writable_dir, warn_if_reused
 from nerlit.experiments.wandb_run import finish_wandb, log_config, log_test_results, prepare_wandb
@@ -292,6 +293,15 @@ def _fit_and_test(
     return summary
 
 
+def _task_overrides() -> list[str]:
+    """This command's key=value overrides (Hydra's record of them), for ``rerun=``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit (or resume), test the best checkpoint, write the run's files; return the summary.
 
@@ -299,6 +309,8 @@ def train(cfg: DictConfig) -> dict:
     The config is checked first, whole (:mod:`nerlit.validation`): a wrong value stops the run
     before a file is read or written.
     """
+    if cfg.get("rerun"):
+        cfg = rerun_config(cfg, _task_overrides())
     validate(cfg, "train")
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
@@ -316,6 +328,9 @@ def train(cfg: DictConfig) -> dict:
     if zero:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        # what a rerun of this run reads: the config as run, interpolations kept
+        (out / SAVED_CONFIG).parent.mkdir(exist_ok=True)
+        (out / SAVED_CONFIG).write_text(OmegaConf.to_yaml(cfg))
         write_provenance(out)
     try:
         with distributed_job() as trainers:
