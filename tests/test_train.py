@@ -33,6 +33,11 @@ def test_cli_fast_run_writes_a_complete_run_directory(gmb_file: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "micro avg (geo, gpe, org, per, tim)" in result.stdout
+    # the model summary shows what was measured: parameters, not a column of zero FLOPs
+    assert "Total params" in result.stdout and "FLOPs" not in result.stdout
+    assert "LeafSpec" not in result.stderr and "not supported by the model summary" not in (
+        result.stderr
+    )
     for name in (
         "config.yaml",
         "metrics.json",

@@ -60,7 +60,14 @@ class _LightningNoise(logging.Filter):
 
 
 def quiet_lightning() -> None:
-    """Install :class:`_LightningNoise` once, on the logger of Lightning's rank-zero messages."""
+    """Install :class:`_LightningNoise` once, on the logger of Lightning's rank-zero messages,
+    and leave out two warnings that Lightning gives about itself, not about the run: its model
+    summary's size estimate under bf16 (nerlit's summary shows parameter counts) and a deprecated
+    torch call inside Lightning (``LeafSpec``)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _LightningNoise) for f in logger.filters):
         logger.addFilter(_LightningNoise())
