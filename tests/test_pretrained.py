@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,21 @@ def test_an_encoder_stored_in_half_precision_trains_in_fp32(tmp_path: Path, stor
         NerNetwork.build(saved, labels),  # random init from its config (a checkpoint's rebuild)
     ):
         assert {p.dtype for p in network.parameters()} == {torch.float32}
+
+
+def test_only_unexpected_missing_weights_are_reported(tmp_path: Path, capfd, caplog):
+    """A fresh classifier is every fine-tune's start: no LOAD REPORT table for it. An encoder
+    layer the checkpoint lacks is a real problem: one warning naming it."""
+    small = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    config = AutoConfig.from_pretrained(CASED_TOKENIZER, num_hidden_layers=1, **small)
+    AutoModel.from_config(config).save_pretrained(tmp_path)
+    saved = AutoConfig.from_pretrained(tmp_path).to_dict()
+    labels = ["O", "B-per", "I-per"]
+    with caplog.at_level(logging.WARNING):
+        NerNetwork.build(saved, labels, pretrained=str(tmp_path))
+    assert "LOAD REPORT" not in capfd.readouterr().err + caplog.text
+    assert "lacks" not in caplog.text
+    deeper = {**saved, "num_hidden_layers": 2}
+    with caplog.at_level(logging.WARNING):
+        NerNetwork.build(deeper, labels, pretrained=str(tmp_path))
+    assert "lacks 16 encoder weights, which start random: bert.encoder.layer.1." in caplog.text

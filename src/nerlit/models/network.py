@@ -11,6 +11,7 @@ checkpoint or an exported folder. Nothing else in nerlit knows its state-dict ke
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -84,6 +85,44 @@ def token_classification_config(
     )
 
 
+log = logging.getLogger(__name__)
+
+
+class _LoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _expected_load_report_left_out():
+    """transformers prints a multi-line LOAD REPORT for every encoder put under a new token
+    classifier: the classifier is MISSING (it starts fresh, as it must) and the pretraining heads
+    (pooler, MLM) are UNEXPECTED (they are not used). nerlit reads the same facts from
+    ``output_loading_info`` and warns only about what is not expected
+    (:func:`_warn_unexpected_missing`)."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    report = _LoadReport()
+    logger.addFilter(report)
+    try:
+        yield
+    finally:
+        logger.removeFilter(report)
+
+
+def _warn_unexpected_missing(pretrained: str, missing: Sequence[str]) -> None:
+    """One warning naming encoder weights the checkpoint lacked (they start random): a wrong or
+    partial checkpoint, unlike the fresh classifier every fine-tune starts with."""
+    unexpected = [key for key in missing if not key.startswith("classifier.")]
+    if unexpected:
+        shown = ", ".join(unexpected[:5]) + (f" (+{len(unexpected) - 5})" * (len(unexpected) > 5))
+        log.warning(
+            "%s lacks %d encoder weights, which start random: %s. Is it the encoder you meant?",
+            pretrained,
+            len(unexpected),
+            shown,
+        )
+
+
 class NerNetwork(nn.Module):
     """Encoder (+ casing embedding) -> dropout -> linear classifier (+ CRF transitions)."""
 
@@ -130,9 +169,11 @@ class NerNetwork(nn.Module):
         if pretrained:
             # in fp32 whatever the stored dtype (transformers 5 keeps it): an encoder saved in fp16
             # or bf16 would otherwise be fine-tuned with half-precision master weights
-            model = AutoModelForTokenClassification.from_pretrained(
-                pretrained, config=config, dtype=torch.float32
-            )
+            with _expected_load_report_left_out():
+                model, loading = AutoModelForTokenClassification.from_pretrained(
+                    pretrained, config=config, dtype=torch.float32, output_loading_info=True
+                )
+            _warn_unexpected_missing(pretrained, loading.get("missing_keys") or [])
         else:
             model = AutoModelForTokenClassification.from_config(config, dtype=torch.float32)
         # from_pretrained returns eval mode, and Lightning keeps each submodule's mode: without
