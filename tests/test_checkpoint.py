@@ -59,10 +59,12 @@ def test_a_checkpoint_carrying_code_is_refused_before_it_runs(hostile, reader: s
 
 
 def test_the_checkpoints_nerlit_writes_load_with_the_restricted_unpickler(tmp_path_factory):
-    checkpoint = read_checkpoint(tiny_checkpoint(tmp_path_factory))
+    best = tiny_checkpoint(tmp_path_factory)
+    checkpoint = read_checkpoint(best)
     assert checkpoint["hyper_parameters"]["labels"] and checkpoint["state_dict"]
     assert checkpoint["nerlit_tokenizer_files"]  # bytes survive the restricted unpickler
-    assert checkpoint["optimizer_states"]  # so does everything resume needs
+    # so does everything resume needs, in last.ckpt (the best one keeps the weights only)
+    assert read_checkpoint(best.parent / "last.ckpt")["optimizer_states"]
 
 
 def test_a_file_that_is_no_checkpoint_is_one_line_not_a_security_warning(tmp_path: Path):

@@ -13,10 +13,11 @@ from hydra import compose, initialize_config_dir
 from nerlit import Tagger
 from nerlit.commands.predict import predict
 from nerlit.config import CONFIG_DIR
+from nerlit.data.colours import type_colour
 from nerlit.data.types import Entity
 from nerlit.errors import DataError
 from nerlit.inference.files import predict_file
-from nerlit.inference.html import render_html, type_colour
+from nerlit.inference.html import render_html
 from tests.conftest import REPO_ROOT, tiny_checkpoint
 
 LINES = [

@@ -48,6 +48,11 @@ def test_cli_fast_run_writes_a_complete_run_directory(gmb_file: Path, tmp_path: 
         "checkpoints/last.ckpt",
         "tokenizer/tokenizer.json",
         "curves.png",
+        # the same files as nerlit evaluate writes for a split
+        "predictions.conll",
+        "confusion.json",
+        "confusion.png",
+        "errors.html",
         ".hydra/config.yaml",
     ):
         assert (run_dir / name).exists(), name

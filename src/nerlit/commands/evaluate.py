@@ -28,7 +28,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from nerlit import extras
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.data.corpus import infer_format, load_corpus, load_file
@@ -36,12 +35,8 @@ from nerlit.data.datamodule import fingerprint, fingerprint_set
 from nerlit.data.schemes import spans, split_tag
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError, OptionError
-from nerlit.evaluation.confusion import write_confusion
-from nerlit.evaluation.error_page import write_error_page
-from nerlit.evaluation.errors import ErrorAnalysis, analyse_errors
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.evaluation.predictions import write_predictions  # noqa: F401 - its old home
-from nerlit.evaluation.report import write_test_outputs
+from nerlit.evaluation.report import write_evaluation
 from nerlit.experiments.run_dir import ensure_writable_dir
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
@@ -219,15 +214,6 @@ def unknown_to_o(sentences: list[Sentence], labels: list[str]) -> tuple[list[Sen
     return out, count
 
 
-def error_analysis(gold: list[list[str]], pred: list[list[str]], mode: str) -> ErrorAnalysis | None:
-    """SemEval-2013 scores and error categories; None where nervaluate is missing (it needs
-    Python >= 3.11, so a 3.10 install has no error analysis)."""
-    if not extras.installed("nervaluate"):
-        log.warning("errors.html and partial-match scores skipped: nervaluate needs Python >= 3.11")
-        return None
-    return analyse_errors(gold, pred, mode)
-
-
 def evaluate(cfg: DictConfig) -> dict:
     """Tag the split, score it, write the report files; returns the scores."""
     validate(cfg, "evaluate")  # before the model is loaded or the data read
@@ -259,16 +245,11 @@ def evaluate(cfg: DictConfig) -> dict:
     scores["decode"] = tagger.decode
     scores["data"] = {"source": data.source, "sentences": len(sentences), **_shown(data.options)}
     scores["train_overlap"] = overlap
-    analysis = error_analysis(gold, pred, cfg.eval_mode)
-    if analysis is not None:
-        scores["error_analysis"] = analysis.summary()
-    title = f"{data.name} {data.split}, {tagger.decode} decoding"
     bootstrap = OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else {}
-    write_test_outputs(scores, gold, pred, out, title, sentences, **bootstrap)
-    title = f"{data.name} {data.split}: entity types"
-    write_confusion(gold, pred, out, cfg.eval_mode, title=title, plot=cfg.get("plot"))
-    if analysis is not None:
-        write_error_page(sentences, analysis, out / "errors.html", f"{data.name} {data.split}")
+    title = f"{data.name} {data.split}, {tagger.decode} decoding"
+    write_evaluation(
+        scores, gold, pred, out, title, sentences, cfg.eval_mode, bootstrap, cfg.get("plot")
+    )
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("report, confusion, errors.html and predictions.conll in %s", out)
     return scores

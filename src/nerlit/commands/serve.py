@@ -1,42 +1,9 @@
 """``nerlit serve ckpt_path=MODEL port=8000``: tag texts over HTTP, batching concurrent requests.
 
-``POST /predict`` with ``{"texts": ["raw text", ["pre", "split", "words"], ...]}`` answers
-``{"results": [{"text", "entities": [{"text", "label", "start", "end", "score"}]}, ...]}``, one
-record per text in input order: the records of ``nerlit predict``'s JSONL, built by the same
-:func:`nerlit.inference.files.entity_json`. A word list's ``text`` is its words joined by single
-spaces, the string its offsets refer to. ``GET /health`` answers ``{"status": "ok", ...}`` once the
-model is loaded and warm, with counters that show the batching at work.
-
-Why uvicorn + Starlette with nerlit's own batcher, not LitServe. LitServe 0.2.19 installs beside
-torch 2.13 without changing it, and its batching does work on CPU with ``Tagger``; measured and
-read (``litserve/loops``), it fits a tagger that takes many texts per request badly:
-
-- it batches *requests*, not texts: ``max_batch_size=16`` of 256-text requests is 4,096 texts;
-- an error raised while decoding one request fails every request batched with it, so input checks
-  must run before its queue, in its HTTP process, where only a static pydantic model runs;
-- the model runs in a spawned process behind inter-process queues (5 processes in all): with the
-  tiny test model and 16 clients on a 2-core machine it answered 100 requests/s where the
-  in-process batcher below answered 274, and a SIGTERM (what Docker and Kubernetes send) left its
-  four child processes running.
-
-Starlette rather than FastAPI on top of it: the two routes check their input by hand (FastAPI's
-pydantic 422s cannot name a configurable limit), so FastAPI would add per-request work and a
-dependency and nothing else; Starlette is the ASGI core FastAPI itself is built on.
-
-Here one process holds the model. The event loop parses and checks each request on its own (a bad
-request gets its own 4xx and never reaches the model) and queues the valid ones; one thread runs
-the tagger over the texts of every request queued at that moment (up to ``max_batch_size`` texts,
-waiting at most ``batch_timeout`` seconds for more), and hands each request its own slice of the
-results. Concurrent requests are batched because they queue while the model is busy: no timer is
-needed for that, so ``batch_timeout`` is 0 by default and a lone client pays no wait. JSON is
-parsed and written on the event loop while the model computes the next batch.
-
-Clients answered together come back together, one by one, as their answers reach them: taking only
-what is queued the moment a batch ends split 32 clients into batches of 1-31 texts (16 on
-average), each padded and run on its own. So after a batch of N requests the next one waits, at
-most ``refill_timeout`` seconds (0.02 by default), until N requests are in again; after a batch
-of one request (a lone client) it never waits. Measured with 32 clients on 2 cores: batches of 31
-texts instead of 16, and 0.50 of in-process ``Tagger`` throughput instead of 0.41.
+``POST /predict`` with ``{"texts": [...]}`` (raw strings or lists of pre-split words) answers one
+``nerlit predict`` JSONL record per text, in input order; ``GET /health`` answers once the model is
+loaded and warm. One process holds the model; concurrent requests are batched by text. Why
+uvicorn + Starlette and this batcher rather than LitServe, with measurements: docs/serving.md.
 """
 
 from __future__ import annotations
@@ -363,7 +330,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 def release_memory() -> bool:
     """Give the memory a finished burst freed back to the system: glibc's ``malloc_trim(0)``.
 
-    Why (issue 23): a server at 439 MB idle (tiny model) stayed at 827-856 MB after maximum-size
+    Why: a server at 439 MB idle (tiny model) stayed at 827-856 MB after maximum-size
     requests (256 texts of 10,000 characters), for as long as it ran. Three things held it:
     the batcher thread kept its last batch (texts, and entities in the futures) while waiting for
     the next (dropped now); glibc keeps freed small chunks in its heaps and per-thread arenas,

@@ -31,7 +31,7 @@ from nerlit.config import CONFIG_DIR, configure_wandb_mode
 from nerlit.errors import ConfigError, DataError
 from nerlit.evaluation.curves import write_run_curves
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.evaluation.report import write_test_outputs
+from nerlit.evaluation.report import write_evaluation
 from nerlit.experiments.ddp import distributed_job, is_global_zero
 from nerlit.experiments.provenance import write_provenance
 from nerlit.experiments.rerun import SAVED_CONFIG, rerun_config
@@ -278,14 +278,15 @@ def _fit_and_test(
         if "reference" in module.test_scores:
             summary["test_f1_reference_types"] = module.test_scores["reference"]["f1"]
         if trainer.is_global_zero:
-            write_test_outputs(
+            write_evaluation(
                 module.test_scores,
                 module.test_gold,
                 module.test_predictions,
                 out,
-                f"{datamodule.corpus.name} test",
+                f"{datamodule.corpus.name} test, {cfg.model.get('decode', 'argmax')} decoding",
                 datamodule.sentences("test"),
-                **(cfg.get("bootstrap") or {}),
+                cfg.eval_mode,
+                OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else None,
             )
             log_test_results(
                 trainer,

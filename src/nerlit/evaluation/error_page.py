@@ -5,7 +5,7 @@ from a run folder, an attachment or an air-gapped machine. Sentences come in the
 (``evaluate``: most errors first; ``audit``: most suspicious first); a type menu and a category
 menu filter them, and the counts table at the top sets both with one click (as does a link
 ending in ``#type=geo&cat=wrong_type``). Entity colours are
-those of ``nerlit predict format=html`` (:func:`nerlit.inference.html.type_colour`).
+those of ``nerlit predict format=html`` (:func:`nerlit.data.colours.type_colour`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+from nerlit.data.colours import type_colour
 from nerlit.data.types import Sentence
 from nerlit.evaluation.errors import ERRORS, LABELS, ErrorAnalysis, SentenceErrors, Span
-from nerlit.inference.html import type_colour
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em 2em;

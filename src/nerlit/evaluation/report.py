@@ -126,6 +126,41 @@ def write_report(scores: dict, directory: str | Path, title: str = "Entity-level
         console.print(errors_table(scores["error_analysis"]))
 
 
+def write_evaluation(
+    scores: dict,
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    directory: str | Path,
+    title: str,
+    sentences: Sequence[Sentence] | None = None,
+    mode: str = "strict",
+    bootstrap: dict | None = None,
+    plot: bool | None = None,
+) -> dict:
+    """Every file of a scored split, the same for ``nerlit evaluate`` and for the test at the
+    end of ``nerlit train``: metrics.json (with 95% intervals and, where nervaluate is
+    installed, the SemEval-2013 scores), report.md and the printed table, predictions.conll,
+    confusion.json and confusion.png (``plot``: see :func:`write_confusion`), errors.html.
+    """
+    from nerlit import extras
+    from nerlit.evaluation.confusion import write_confusion
+    from nerlit.evaluation.error_page import write_error_page
+    from nerlit.evaluation.errors import analyse_errors
+
+    directory = Path(directory)
+    analysis = None
+    if extras.installed("nervaluate"):
+        analysis = analyse_errors(gold, pred, mode)
+        scores["error_analysis"] = analysis.summary()
+    else:
+        log.warning("errors.html and partial-match scores skipped: nervaluate needs Python >= 3.11")
+    write_test_outputs(scores, gold, pred, directory, title, sentences, **(bootstrap or {}))
+    write_confusion(gold, pred, directory, mode, title=f"{title}: entity types", plot=plot)
+    if analysis is not None and sentences is not None and len(sentences) == len(pred):
+        write_error_page(sentences, analysis, directory / "errors.html", title)
+    return scores
+
+
 def write_test_outputs(
     scores: dict,
     gold: Sequence[Sequence[str]],

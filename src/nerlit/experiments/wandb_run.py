@@ -175,23 +175,20 @@ def log_test_results(
     test predictions as a table (``test/predictions``), the best checkpoint as an artifact, the
     summary.
 
-    The confusion matrix is also written to the run directory (confusion.json/png). The
-    predictions table needs ``sentences`` that ``pred`` covers one for one: a run that scored
-    part of the test split (``limit_test_batches``) cannot say which words a prediction is for.
+    The confusion matrix is the run directory's confusion.png, drawn with the test's other files
+    (:func:`nerlit.evaluation.report.write_evaluation`): nothing is drawn here. The predictions
+    table needs ``sentences`` that ``pred`` covers one for one: a run that scored part of the
+    test split (``limit_test_batches``) cannot say which words a prediction is for.
     """
     loggers = wandb_loggers(trainer)
     if not loggers:
         return
     from nerlit.evaluation.bootstrap import interval_summary
-    from nerlit.evaluation.confusion import write_confusion
     from nerlit.evaluation.report import report_rows
 
     columns = ["type", "precision", "recall", "f1", "support"]
     rows = [[name, *(row[k] for k in columns[1:])] for name, row in report_rows(scores)]
-    image = None
-    if gold:
-        write_confusion(gold, pred, run_dir, scores.get("mode", "strict"), "test entity types")
-        image = run_dir / "confusion.png" if (run_dir / "confusion.png").is_file() else None
+    image = run_dir / "confusion.png" if gold and (run_dir / "confusion.png").is_file() else None
     samples = None
     if sentences is not None and gold and len(sentences) == len(pred) == len(gold):
         samples = prediction_rows(sentences, gold, pred, scores.get("mode", "strict"))

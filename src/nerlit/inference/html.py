@@ -6,30 +6,14 @@ opens anywhere (an attachment, an air-gapped machine) and shows the same thing e
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 import io
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TextIO
 
+from nerlit.data.colours import type_colour
 from nerlit.data.types import Entity
-
-# displaCy-like colours for the usual types; anything else gets a stable colour from its name
-_COLOURS = {
-    "per": "#aa9cfc",
-    "org": "#7aecec",
-    "geo": "#feca74",
-    "loc": "#ff9561",
-    "gpe": "#bfeeb7",
-    "tim": "#bfe1d9",
-    "date": "#bfe1d9",
-    "misc": "#e4e7d2",
-    "art": "#f0d0ff",
-    "eve": "#ffeb80",
-    "nat": "#c887fb",
-}
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em;
@@ -45,16 +29,6 @@ h1 { font-size: 1.4em; order: -2; }
               vertical-align: middle; margin-left: 0.4em; }
 .meta { color: #777; font-size: 0.85em; }
 """
-
-
-def type_colour(label: str) -> str:
-    """A fixed colour for a type: the usual ones as displaCy has them, others from a hash."""
-    known = _COLOURS.get(label.lower())
-    if known:
-        return known
-    hue = int(hashlib.md5(label.encode()).hexdigest()[:4], 16) / 0xFFFF
-    r, g, b = colorsys.hls_to_rgb(hue, 0.82, 0.75)
-    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
 def _mark(text: str, entity: Entity) -> str:

@@ -62,10 +62,6 @@ def attention_kernels(choice: str, device_type: str) -> list[SDPBackend] | None:
     return [_KERNELS[choice]]
 
 
-#: keys of checkpoints written before the network existed (encoder/classifier on the module)
-_LEGACY_PREFIXES = {"encoder.": "model.{base}.", "classifier.": "model.classifier."}
-
-
 def token_classification_config(
     encoder_config: dict, labels: Sequence[str], dropout: float | None = None
 ):
@@ -199,7 +195,7 @@ class NerNetwork(nn.Module):
             bool(hparams.get("case_features")),
             attention=hparams.get("attention", "auto"),
         )
-        state = _network_state(checkpoint["state_dict"], network.model.base_model_prefix)
+        state = _network_state(checkpoint["state_dict"])
         differences = state_differences(network.state_dict(), state, network.labels)
         if differences:
             raise ModelLoadError(
@@ -458,18 +454,10 @@ def state_differences(
     return found
 
 
-def _network_state(state_dict: dict, base_prefix: str) -> dict:
-    """The network's entries of a NerModule state dict, older key layouts included."""
-    state = {}
-    for key, value in state_dict.items():
-        if key.startswith(CHECKPOINT_PREFIX):
-            state[key[len(CHECKPOINT_PREFIX) :]] = value
-            continue
-        for old, new in _LEGACY_PREFIXES.items():
-            if key.startswith(old):
-                state[new.format(base=base_prefix) + key[len(old) :]] = value
-                break
-        else:
-            if key.split(".")[0] in ("casing", "crf"):
-                state[key] = value
-    return state
+def _network_state(state_dict: dict) -> dict:
+    """The network's entries of a NerModule state dict."""
+    return {
+        key[len(CHECKPOINT_PREFIX) :]: value
+        for key, value in state_dict.items()
+        if key.startswith(CHECKPOINT_PREFIX)
+    }
