@@ -14,7 +14,7 @@ sentences for the same number of optimizer steps, at the same batch size (32) an
 (c) ``hf-grouped``: the same Trainer as a well-informed user configures it: length-grouped
     batches (``train_sampling_strategy="group_by_length"``, transformers 5), ``--workers``
     data-loader workers, and ``torch_compile`` with ``--hf-compile`` (off by default: on the
-    2-core CPU it compiled for 88 s and then trained slower than eager, issue 15);
+    2-core CPU it compiled for 88 s and then trained slower than eager, docs/results.md);
 (d) ``flair``: Flair's ``SequenceTagger`` fine-tuning the same encoder through
     ``TransformerWordEmbeddings(fine_tune=True)`` (Flair's own NER example: last layer,
     first-subword pooling, no CRF, no RNN) under ``ModelTrainer.fine_tune``, given the fused

@@ -1,8 +1,8 @@
-"""Adversarial corpora (issue 12): nothing lost, nothing silent.
+"""Adversarial corpora: nothing lost, nothing silent.
 
 Every corpus is either read exactly as written (every newline convention, BOMs, UTF-16/32, each
 file's own tag scheme) or stopped with one line naming the file, the line, what is wrong and what
-was expected. Each test failed on the code before issue 12.
+was expected. Each test failed on the code before its fix.
 """
 
 from __future__ import annotations
@@ -458,7 +458,7 @@ def test_nul_bytes_in_a_utf8_file_are_named(tmp_path: Path):
         read_sentences(path, "conll")
 
 
-# --- issue 23: hostile input ----------------------------------------------------------------
+# --- hostile input: files built to break a reader -------------------------------------------
 
 
 def test_cr_cr_lf_is_one_line_end_and_logged(tmp_path: Path, caplog):

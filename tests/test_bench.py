@@ -223,7 +223,7 @@ def test_time_to_accuracy_nerlit_and_hf_and_last_line(tmp_path):
         # start-up: the clock at the end of the first optimizer step, for every system
         assert 0 < run["startup_seconds"] <= run["seconds_to_target"]
         assert "start-up" in tta.run_line(system, 1, run)
-        # nerlit's evaluations are timed apart (issue 15 item 3: evaluation cost); HF's are not
+        # nerlit's evaluations are timed apart (their share of the time to target); HF's are not
         if system == "nerlit":
             assert 0 < run["eval_seconds"] < run["seconds"]
             assert "s of the clock" in tta.run_line(system, 1, run)

@@ -157,7 +157,7 @@ def test_gradients_are_clipped_with_fused_adamw_under_bf16(gmb_file: Path, tmp_p
 
 
 def test_viterbi_memory_is_bounded_with_many_entity_types():
-    """600 entity types peaked at 6.2 GB (issue 23): a step held [256 sentences, from, to]."""
+    """600 entity types peaked at 6.2 GB: a step held [256 sentences, from, to]."""
     import tracemalloc
 
     labels = ["O"] + [f"{p}-t{k}" for k in range(300) for p in ("B", "I")]

@@ -1,5 +1,5 @@
-"""The first NaN or infinite training loss stops a fit, with no host sync per step on a GPU
-(issue 23). Imports torch and Lightning alone, so a GPU machine runs it with --noconftest."""
+"""The first NaN or infinite training loss stops a fit, with no host sync per step on a GPU.
+Imports torch and Lightning alone, so a GPU machine runs it with --noconftest."""
 
 from __future__ import annotations
 

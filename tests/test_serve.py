@@ -481,7 +481,7 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status")
 def test_after_a_maximum_size_request_the_server_gives_its_memory_back(ckpt, tmp_path):
-    """Issue 23: 439 MB idle, 833 MB after one 256 x 10,000-character request, kept for ever
+    """Before: 439 MB idle, 833 MB after one 256 x 10,000-character request, kept for ever
     (the batcher held its last batch; glibc and pymalloc kept what was freed). Now ~552 MB
     (+25%). The bound is +50% of idle, not the +20% aimed at: the rest is pymalloc arenas
     pinned by small objects torch and transformers keep (with PYTHONMALLOC=malloc +13%)."""
