@@ -67,7 +67,7 @@ from nerlit.data.words import join_words, split_words  # noqa: E402
 from nerlit.evaluation.metrics import entity_scores  # noqa: E402
 from nerlit.inference import Tagger  # noqa: E402
 from nerlit.inference.backends import ONNX_FILE  # noqa: E402
-from nerlit.inference.loading import export_huggingface  # noqa: E402
+from nerlit.inference.hf_export import export_huggingface  # noqa: E402
 from nerlit.inference.spans import entities_from_tags  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -171,7 +171,7 @@ def test_bad_audit_options_are_one_line_before_the_corpus_is_read(
     def never(cfg):
         raise AssertionError("the corpus was read before the options were checked")
 
-    monkeypatch.setattr("nerlit.commands.audit.read_sentences", never)
+    monkeypatch.setattr("nerlit.commands.audit.audited_sentences", never)
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             "audit.yaml", overrides=["model=tiny", "data=conll", "data.train_file=x", override]

@@ -14,7 +14,7 @@ from nerlit import Tagger
 from nerlit.commands.train import train
 from nerlit.errors import DataError, ModelLoadError, OutputPathError
 from nerlit.inference.files import predict_file
-from nerlit.inference.loading import export_huggingface
+from nerlit.inference.hf_export import export_huggingface
 from tests.conftest import REPO_ROOT, compose_train, make_sentences, tiny_checkpoint, write_gmb_csv
 
 

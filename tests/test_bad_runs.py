@@ -148,7 +148,7 @@ def test_bad_config_value_stops_the_run_before_any_work(override, message, tmp_p
     ],
 )
 def test_time_limits_and_testing_without_training_pass_the_checks(overrides: list[str]):
-    from nerlit.validation import problems_of
+    from nerlit.config_checks import problems_of
 
     assert problems_of(compose_train(_no_data(overrides)), "train") == []
 
@@ -324,12 +324,12 @@ def test_wandb_online_asked_without_network_stops_in_seconds(
 def test_configured_wandb_without_network_logs_offline_with_one_warning(
     wandb_env: Path, monkeypatch, caplog
 ):
-    from nerlit.config import configure_wandb_mode
+    from nerlit.experiments.wandb_mode import configure_wandb_mode
 
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("WANDB_BASE_URL", UNREACHABLE)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="nerlit.config"):
+    with caplog.at_level(logging.WARNING, logger="nerlit.experiments.wandb_mode"):
         assert configure_wandb_mode() == "offline"
         assert configure_wandb_mode() == "offline"  # train asks twice; one warning
     assert time.monotonic() - started < 15
@@ -344,7 +344,7 @@ def test_configured_wandb_without_network_logs_offline_with_one_warning(
 def test_self_hosted_wandb_login_counts_as_configured(
     configured_by: str, wandb_env: Path, monkeypatch
 ):
-    import nerlit.config
+    import nerlit.experiments.wandb_mode as wandb_mode
 
     host = "https://wandb.example.org"
     (wandb_env / ".netrc").write_text(
@@ -357,8 +357,8 @@ def test_self_hosted_wandb_login_counts_as_configured(
         (wandb_env / ".config" / "wandb").mkdir(parents=True)
         (wandb_env / ".config" / "wandb" / "settings").write_text(f"[default]\nbase_url = {host}\n")
     asked = []
-    monkeypatch.setattr(nerlit.config, "wandb_reachable", lambda url: asked.append(url))
-    assert nerlit.config.configure_wandb_mode() == "online"
+    monkeypatch.setattr(wandb_mode, "wandb_reachable", lambda url: asked.append(url))
+    assert wandb_mode.configure_wandb_mode() == "online"
     assert asked == [host], "the configured host is the one checked"
     assert not os.environ["WANDB_MODE"], "not turned offline"
 
@@ -366,12 +366,12 @@ def test_self_hosted_wandb_login_counts_as_configured(
 def test_unconfigured_wandb_is_offline_without_a_network_check(wandb_env: Path, monkeypatch):
     import wandb
 
-    import nerlit.config
+    import nerlit.experiments.wandb_mode as wandb_mode
 
-    target = nerlit.config.wandb_target()
+    target = wandb_mode.wandb_target()
     assert target.base_url == wandb.Settings().base_url and not target.has_credentials  # W&B's
-    monkeypatch.setattr(nerlit.config, "wandb_reachable", lambda url: pytest.fail("checked"))
-    assert nerlit.config.configure_wandb_mode() == "offline"
+    monkeypatch.setattr(wandb_mode, "wandb_reachable", lambda url: pytest.fail("checked"))
+    assert wandb_mode.configure_wandb_mode() == "offline"
 
 
 # -- 7: a resumed run keeps the history it logged -------------------------------------------------

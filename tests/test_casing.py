@@ -13,7 +13,7 @@ from nerlit.data import casing as C
 from nerlit.data.casing import word_casing
 from nerlit.data.encoding import SubwordEncoder, collate_windows
 from nerlit.data.types import Sentence
-from nerlit.inference.loading import export_huggingface
+from nerlit.inference.hf_export import export_huggingface
 from nerlit.models.module import NerModule
 from nerlit.models.network import NerNetwork
 from tests.conftest import tiny_checkpoint

@@ -137,7 +137,7 @@ TRAINER_KEYS = {
 
 
 def test_common_trainer_keys_are_set_without_plus():
-    from nerlit.validation import problems_of
+    from nerlit.config_checks import problems_of
 
     cfg = compose_train([f"trainer.{key}={value}" for key, value in TRAINER_KEYS.items()])
     assert {key: cfg.trainer[key] for key in TRAINER_KEYS} == TRAINER_KEYS
@@ -186,7 +186,7 @@ def test_trainer_config_keeps_lightnings_defaults():
 def test_debug_fast_composes_and_validates_with_every_trainer_preset(
     trainer: str, extra: list[str]
 ):
-    from nerlit.validation import problems_of
+    from nerlit.config_checks import problems_of
 
     cfg = compose_train([f"trainer={trainer}", "debug=fast", *extra])
     assert cfg.trainer.limit_train_batches == 4 and cfg.trainer.num_sanity_val_steps == 0
@@ -208,14 +208,14 @@ def test_predict_and_evaluate_take_the_tagger_options_from_one_group(verb: str):
 def test_every_tagger_option_is_one_the_verb_reads(verb: str, caplog):
     """An option added to ``tagger/default.yaml`` but not to the verb's schema would be warned
     about as unread on every run (``concurrent_batches`` once was)."""
-    from nerlit.validation import problems_of
+    from nerlit.config_checks import problems_of
 
     overrides = ["ckpt_path=m.ckpt", "concurrent_batches=2"]
     if verb == "predict":
         overrides += ["input=in.txt", "output=out.jsonl"]
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose(f"{verb}.yaml", overrides=overrides)
-    with caplog.at_level("WARNING", logger="nerlit.validation"):
+    with caplog.at_level("WARNING", logger="nerlit.config_checks"):
         assert problems_of(cfg, verb) == []
     assert "does not read" not in caplog.text
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):

@@ -19,7 +19,8 @@ from nerlit.data.readers import read_conll_file, read_jsonl_file
 from nerlit.data.types import Sentence
 from nerlit.errors import CorpusFormatError
 from nerlit.inference.files import predict_file
-from nerlit.inference.loading import export_huggingface, load_model
+from nerlit.inference.hf_export import export_huggingface
+from nerlit.inference.loading import load_model
 from tests.conftest import compose_train, make_sentences
 
 CONTEXT = 16

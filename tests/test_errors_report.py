@@ -17,8 +17,8 @@ from nerlit.commands.evaluate import evaluate
 from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
+from nerlit.evaluation.error_analysis import analyse_errors, to_markdown
 from nerlit.evaluation.error_page import write_error_page
-from nerlit.evaluation.errors import analyse_errors, to_markdown
 from nerlit.evaluation.metrics import entity_scores
 from tests.conftest import compose_train, make_sentences, tiny_overrides, write_gmb_csv
 

@@ -27,7 +27,7 @@ from nerlit.data.datamodule import fingerprint_set
 from nerlit.errors import OptionError
 from nerlit.evaluation.confusion import NONE, entity_confusion
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.inference.loading import export_huggingface
+from nerlit.inference.hf_export import export_huggingface
 from nerlit.models.module import NerModule
 from tests.conftest import (
     REPO_ROOT,

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForTokenClassification, pipeline
 
 from nerlit import Tagger
-from nerlit.inference.loading import export_huggingface
+from nerlit.inference.hf_export import export_huggingface
 from nerlit.models.module import NerModule
 from tests.conftest import tiny_checkpoint
 

@@ -61,7 +61,7 @@ def _three(n: int = 12) -> dict:
 def test_data_hf_reads_a_saved_datasetdict_through_the_datamodule(tmp_path: Path, cased_tokenizer):
     from hydra.utils import instantiate
 
-    from nerlit.validation import problems_of
+    from nerlit.config_checks import problems_of
 
     splits = _three()
     folder = save_dataset(tmp_path / "saved", splits)

@@ -26,7 +26,8 @@ from nerlit.commands.export import export
 from nerlit.config import CONFIG_DIR
 from nerlit.errors import ExportError, ModelLoadError, OptionError
 from nerlit.inference.card import CARD, dataset_name, model_card
-from nerlit.inference.loading import export_huggingface, load_model
+from nerlit.inference.hf_export import export_huggingface
+from nerlit.inference.loading import load_model
 from tests.conftest import tiny_checkpoint
 
 REPO = "acme/tiny-ner"

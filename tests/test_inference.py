@@ -10,7 +10,8 @@ import torch
 
 from nerlit import Tagger
 from nerlit.errors import ModelLoadError
-from nerlit.inference.loading import TOKENIZER_KEY, export_huggingface
+from nerlit.inference.hf_export import export_huggingface
+from nerlit.inference.loading import TOKENIZER_KEY
 from nerlit.inference.tagger import length_batches
 from nerlit.models.decoding import allowed_transitions
 from tests.conftest import RecordingBackend, make_sentences, tiny_checkpoint

@@ -86,7 +86,7 @@ def test_early_stopping_option_stops_when_val_f1_stops_improving(gmb_file: Path,
     cfg = compose_train(overrides, out)
     assert cfg.callbacks.early_stopping.monitor == "val/f1"
     assert "model_checkpoint" in cfg.callbacks  # the default callbacks are kept
-    summary = train(cfg)  # the config passes nerlit.validation's signature checks
+    summary = train(cfg)  # the config passes nerlit.config_checks's signature checks
     assert [row["epoch"] for row in _logged(_metrics(out), "val/f1")] == ["0", "1"]
     assert summary["best_checkpoint"] and Path(summary["best_checkpoint"]).is_file()
 

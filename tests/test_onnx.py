@@ -19,7 +19,7 @@ from nerlit import Tagger
 from nerlit.data.schemes import spans
 from nerlit.errors import ExportError, ModelLoadError, OptionError
 from nerlit.inference.card import CARD
-from nerlit.inference.loading import export_huggingface
+from nerlit.inference.hf_export import export_huggingface
 from nerlit.inference.onnx_export import check_graph, export_onnx
 from nerlit.models.network import NerNetwork
 from tests.conftest import REPO_ROOT, RecordingBackend, make_sentences, tiny_checkpoint

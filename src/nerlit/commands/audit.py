@@ -37,6 +37,7 @@ from rich.table import Table
 from nerlit import extras
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.data.corpus import load_corpus
 from nerlit.data.types import Sentence
 from nerlit.errors import OptionError
@@ -51,14 +52,13 @@ from nerlit.evaluation.label_noise import (
     write_audit_page,
 )
 from nerlit.evaluation.metrics import entity_scores
-from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
 
-def read_sentences(cfg: DictConfig) -> tuple[str, list[Sentence], list[str]]:
+def audited_sentences(cfg: DictConfig) -> tuple[str, list[Sentence], list[str]]:
     """The corpus name, the sentences of ``cfg.splits`` (in corpus order) and each one's split."""
     options = OmegaConf.to_container(cfg.data, resolve=True)
     accepted = inspect.signature(load_corpus).parameters
@@ -192,7 +192,7 @@ def audit(cfg: DictConfig) -> dict:
     k = int(cfg.k)
     if k < 2:
         raise OptionError(f"k={k}: cross-prediction needs at least 2 folds")
-    name, sentences, origin = read_sentences(cfg)
+    name, sentences, origin = audited_sentences(cfg)
     chosen = choose_subset(len(sentences), cfg.get("subset"), int(cfg.audit_seed))
     sentences = [sentences[i] for i in chosen]
     origin = [origin[i] for i in chosen]

@@ -30,6 +30,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.data.corpus import infer_format, load_corpus, load_file
 from nerlit.data.datamodule import fingerprint, fingerprint_set
 from nerlit.data.schemes import spans, split_tag
@@ -41,7 +42,6 @@ from nerlit.experiments.run_dir import ensure_writable_dir
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
 from nerlit.models.checkpoint import read_data_record
-from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 

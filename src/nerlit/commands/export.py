@@ -13,16 +13,17 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.errors import OptionError
 from nerlit.inference.card import CardMetadata
+from nerlit.inference.hf_export import export_huggingface
 from nerlit.inference.hub import check_push, push_folder
-from nerlit.inference.loading import export_huggingface, quiet_transformers
-from nerlit.validation import validate
+from nerlit.inference.loading import quiet_transformers
 
 log = logging.getLogger(__name__)
 
 
-FORMATS = ("hf", "onnx")
+EXPORT_FORMATS = ("hf", "onnx")
 #: a Hub license id (lowercase: ``mit``, ``apache-2.0``, ``cc-by-4.0``, ``other``, ``unknown``)
 _LICENSE = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 #: an ISO 639-1/2/3 code, or one of the Hub's special values
@@ -57,8 +58,8 @@ def export(cfg: DictConfig) -> Path:
     format = cfg.get("format") or "hf"
     quantize = cfg.get("quantize")
     overwrite = bool(cfg.get("overwrite"))
-    if format not in FORMATS:
-        raise OptionError(f"format={format!r} is not one of {FORMATS}")
+    if format not in EXPORT_FORMATS:
+        raise OptionError(f"format={format!r} is not one of {EXPORT_FORMATS}")
     if quantize and format != "onnx":
         raise OptionError(f"quantize={quantize} needs format=onnx (ONNX Runtime quantizes)")
     card = card_metadata(cfg)

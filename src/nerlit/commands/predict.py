@@ -9,10 +9,10 @@ from omegaconf import DictConfig
 
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.inference.files import PredictSummary, predict_file
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
-from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from rich.table import Table
 
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.data.corpus import SPLITS, CorpusReport, stream_corpus
 from nerlit.data.datamodule import NerDataModule, apply_unknown_labels
 from nerlit.data.schemes import spans, split_tag
 from nerlit.data.types import Corpus, Sentence
 from nerlit.experiments.run_dir import ensure_writable_dir
 from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
-from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 PERCENTILES = (50, 90, 95, 99, 100)

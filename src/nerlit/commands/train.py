@@ -27,7 +27,8 @@ from nerlit import extras
 from nerlit.callbacks.finite_loss import StopOnNonFiniteLoss
 from nerlit.callbacks.throughput import TokenThroughput
 from nerlit.commands.cli import exit_on_user_error
-from nerlit.config import CONFIG_DIR, configure_wandb_mode
+from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.errors import ConfigError, DataError
 from nerlit.evaluation.curves import write_run_curves
 from nerlit.evaluation.metrics import entity_scores
@@ -37,10 +38,10 @@ from nerlit.experiments.provenance import write_provenance
 from nerlit.experiments.rerun import SAVED_CONFIG, rerun_config
 from nerlit.experiments.resume import continue_csv_history, resolve_checkpoint
 from nerlit.experiments.run_dir import ensure_writable_dir, warn_if_reused
+from nerlit.experiments.wandb_mode import configure_wandb_mode
 from nerlit.experiments.wandb_run import finish_wandb, log_config, log_test_results, prepare_wandb
 from nerlit.models.module import NerModule
 from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
-from nerlit.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,7 @@ def train(cfg: DictConfig) -> dict:
     """Fit (or resume), test the best checkpoint, write the run's files; return the summary.
 
     Under DDP every rank runs this function; only rank 0 writes files, logs and prints.
-    The config is checked first, whole (:mod:`nerlit.validation`): a wrong value stops the run
+    The config is checked first, whole (:mod:`nerlit.config_checks`): a wrong value stops the run
     before a file is read or written.
     """
     if cfg.get("rerun"):

@@ -29,7 +29,7 @@ from nerlit.errors import CorpusFormatError, DataError
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 #: every data.format: the file formats, and saved Hugging Face datasets
-FORMATS = (*readers.FORMATS, DATASETS)
+CORPUS_FORMATS = (*readers.FILE_FORMATS, DATASETS)
 #: what a split is read from: a file, or a split of a saved dataset
 Source = str | Path | DatasetSplit
 

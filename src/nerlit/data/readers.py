@@ -33,7 +33,7 @@ from nerlit.errors import CorpusFormatError, DataError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("conll", "jsonl", "gmb")
+FILE_FORMATS = ("conll", "jsonl", "gmb")
 
 #: UTF-32 before UTF-16: the UTF-32-LE mark begins with the UTF-16-LE one
 _BOMS = (
@@ -936,8 +936,8 @@ def iter_sentences(
     """:func:`read_sentences` one sentence at a time (the file read as they are taken), for
     whatever need not hold the corpus (``nerlit stats``). A missing file or an unknown format
     is refused here, before the first sentence is asked for."""
-    if format not in FORMATS:
-        raise DataError(f"unknown data.format {format!r}; expected one of {FORMATS}")
+    if format not in FILE_FORMATS:
+        raise DataError(f"unknown data.format {format!r}; expected one of {FILE_FORMATS}")
     path = corpus_path(path)
     if format == "conll":
         for option, column in (

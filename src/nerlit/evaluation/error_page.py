@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nerlit.data.colours import type_colour
 from nerlit.data.types import Sentence
-from nerlit.evaluation.errors import ERRORS, LABELS, ErrorAnalysis, SentenceErrors, Span
+from nerlit.evaluation.error_analysis import ERRORS, LABELS, ErrorAnalysis, SentenceErrors, Span
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em 2em;

@@ -26,8 +26,8 @@ import numpy as np
 from nerlit import extras
 from nerlit.data.schemes import split_tag
 from nerlit.data.types import Sentence
+from nerlit.evaluation.error_analysis import analyse_errors
 from nerlit.evaluation.error_page import PageItem, render_error_page
-from nerlit.evaluation.errors import analyse_errors
 
 FEATURE = "nerlit audit"
 

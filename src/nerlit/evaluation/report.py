@@ -19,7 +19,7 @@ from rich.table import Table
 
 from nerlit.data.types import Sentence
 from nerlit.evaluation.bootstrap import CONFIDENCE, RESAMPLES, SEED, add_intervals, interval_of
-from nerlit.evaluation.errors import to_markdown as errors_markdown
+from nerlit.evaluation.error_analysis import to_markdown as errors_markdown
 from nerlit.evaluation.predictions import write_predictions
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ def write_evaluation(
     """
     from nerlit import extras
     from nerlit.evaluation.confusion import write_confusion
+    from nerlit.evaluation.error_analysis import analyse_errors
     from nerlit.evaluation.error_page import write_error_page
-    from nerlit.evaluation.errors import analyse_errors
 
     directory = Path(directory)
     analysis = None

@@ -6,8 +6,8 @@ end of each job every Hydra multirun job after the first logs into the first job
 training would start a second W&B run (lightning-hydra-template #128); and online mode with no
 network blocks, then crashes. Here each run directory keeps its W&B id (``wandb_id.txt``), jobs
 of a sweep are grouped by the sweep's folder, W&B runs offline unless configured
-(:func:`nerlit.config.configure_wandb_mode`), and :func:`finish_wandb` closes the run with the
-job's outcome.
+(:func:`nerlit.experiments.wandb_mode.configure_wandb_mode`), and :func:`finish_wandb` closes the
+run with the job's outcome.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nerlit.config import configure_wandb_mode
+from nerlit.experiments.wandb_mode import configure_wandb_mode
 
 if TYPE_CHECKING:
     from nerlit.data.types import Sentence

@@ -28,7 +28,7 @@ from nerlit.inference.html import HtmlWriter
 from nerlit.inference.outputs import atomic_text_file
 from nerlit.inference.tagger import Tagger
 
-FORMATS = ("jsonl", "conll", "html")
+OUTPUT_FORMATS = ("jsonl", "conll", "html")
 ENTITY_FIELDS = ("text", "label", "start", "end", "score")
 
 
@@ -140,8 +140,8 @@ def predict_file(
     latin-1, as corpora are read); output is always UTF-8. ``progress=None`` shows a bar (on
     stderr) when the input has more lines than one chunk. ``token_column``: CoNLL's word column.
     """
-    if format not in FORMATS:
-        raise OptionError(f"format={format!r} is not one of {FORMATS}")
+    if format not in OUTPUT_FORMATS:
+        raise OptionError(f"format={format!r} is not one of {OUTPUT_FORMATS}")
     total = _count_lines(input, encoding) if progress is not False else None
     if progress is None:
         progress = total is None or total > chunk_size

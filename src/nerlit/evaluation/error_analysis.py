@@ -28,7 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from nerlit.evaluation.metrics import extract_entities
 
-#: the categories of :mod:`nerlit.evaluation.errors`, errors first, in report order
+#: the categories of :mod:`nerlit.evaluation.error_analysis`, errors first, in report order
 ERRORS = ("missed", "spurious", "wrong_type", "wrong_boundary", "wrong_both")
 CATEGORIES = ("correct", *ERRORS)
 LABELS = {

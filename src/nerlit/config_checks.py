@@ -209,10 +209,10 @@ COLUMN = Rule(
 
 
 def _data_rules() -> dict[str, Rule]:
-    from nerlit.data.corpus import FORMATS
+    from nerlit.data.corpus import CORPUS_FORMATS
 
     return {
-        "format": one_of(FORMATS),
+        "format": one_of(CORPUS_FORMATS),
         "encoding": Rule(CODEC, _codec_test, "UTF-8, falling back to latin-1"),
         "token_column": COLUMN,
         "tag_column": COLUMN,
@@ -414,7 +414,7 @@ def _evaluate_schema() -> Schema:
 
 
 def _predict_schema() -> Schema:
-    from nerlit.inference.files import FORMATS
+    from nerlit.inference.files import OUTPUT_FORMATS
 
     keys, rules = _tagger_keys()
     keys.update(
@@ -428,7 +428,7 @@ def _predict_schema() -> Schema:
         encoding=str,
     )
     rules.update(
-        format=one_of(FORMATS),
+        format=one_of(OUTPUT_FORMATS),
         chunk_size=integer(1),
         encoding=Rule(CODEC, _codec_test),
     )
