@@ -1,4 +1,4 @@
-"""What inference does with bad input (issue 12): one line naming what is wrong, never a stack
+"""What inference does with bad input: one line naming what is wrong, never a stack
 trace, a half-written file or a silently different model."""
 
 from __future__ import annotations

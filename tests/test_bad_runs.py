@@ -1,4 +1,4 @@
-"""Nothing lost, nothing silent (issue 12): runs that shared a directory, configs that failed late
+"""Nothing lost, nothing silent: runs that shared a directory, configs that failed late
 or trained nothing, unwritable run directories, sweeps ended by one job, W&B that hung, and a
 resumed run that lost its logged history."""
 
@@ -118,11 +118,11 @@ BAD_VALUES = [
     ("+data.foo=1", "data.foo is not an option: data (NerDataModule) takes batch_size, "),
     ("trainer.precision=bf17", "trainer.precision=bf17: expected one of 64, 32, 16, "),
     ("+callbacks.model_checkpoint.monitr=x", "callbacks.model_checkpoint.monitr is not an"),
-    # issue 23: Lightning's Timer refused it after the corpus was read, in Hydra's 3 lines
+    # before: Lightning's Timer refused it after the corpus was read, in Hydra's 3 lines
     ("trainer.max_time=abc", 'trainer.max_time=abc: expected "DD:HH:MM:SS" (e.g. 00:12:00:00'),
     ("trainer.max_time=3600", "trainer.max_time=3600: expected"),
     ("trainer.max_time={hourz:1}", "or a mapping of days/hours/minutes/seconds (e.g. {hours:12})"),
-    # issue 23: trained nothing, tested the untrained model, exited 0
+    # before: trained nothing, tested the untrained model, exited 0
     ("trainer.max_epochs=0", "trainer.max_epochs=0 trains nothing and would test the untrained"),
     ("trainer.max_steps=0", "trainer.max_steps=0 trains nothing and would test the untrained"),
 ]
@@ -401,7 +401,7 @@ def test_resumed_run_keeps_the_rows_logged_before_it_stopped(gmb_file: Path, tmp
     )
 
 
-# -- issue 23: runs that trained or tested less than asked ----------------------------------------
+# -- runs that trained or tested less than asked ---------------------------------------------------
 
 
 def test_val_check_interval_longer_than_an_epoch_is_one_line(gmb_file: Path, tmp_path: Path):

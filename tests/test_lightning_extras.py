@@ -1,4 +1,4 @@
-"""What experimenters expect from a Lightning run (issue 14, item 6): learning rate and gradient
+"""What experimenters expect from a Lightning run: learning rate and gradient
 norm curves, per-type validation F1, optional early stopping on val/f1, a validation (and a best
 checkpoint) even when max_steps ends training inside the first epoch."""
 
@@ -121,7 +121,7 @@ def test_a_run_that_validates_anyway_validates_as_before(
 
 def test_lightnings_echo_of_nerlits_own_settings_is_quiet_and_its_warnings_are_not(caplog):
     """Five `Trainer(limit_*=1.0)` lines, the model-summary note and a cloud-logger advert used
-    to open every run (issue 25); a warning still shows."""
+    to open every run; a warning still shows."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
     from nerlit.commands.train import quiet_lightning
