@@ -300,37 +300,25 @@ def test_a_bad_server_option_is_one_line_naming_the_key(key, value):
         _check(cfg)
 
 
-def test_options_reach_tagger_load_only_where_it_takes_them(monkeypatch):
-    seen = {}
+def test_serve_reads_the_tagger_options_as_predict_does(monkeypatch):
+    """One options object: serve, predict and evaluate compose conf/tagger/default.yaml and pass
+    TaggerOptions to Tagger.load; a value out of range is one line naming the key."""
+    from hydra import compose, initialize_config_dir
 
-    def load(path, decode=None, precision="auto"):
-        seen.update(path=path, decode=decode, precision=precision)
+    from nerlit.config import CONFIG_DIR
+    from nerlit.inference.tagger import TaggerOptions
 
-    monkeypatch.setattr(Tagger, "load", staticmethod(load))
-    cfg = OmegaConf.create(
-        {
-            "ckpt_path": "m",
-            "decode": "argmax",
-            "precision": "fp32",
-            "backend": None,
-            "threads": None,
-        }
+    seen = []
+    monkeypatch.setattr(
+        Tagger, "load", classmethod(lambda cls, path, options: seen.append(options))
     )
-    load_tagger(cfg)
-    assert seen == {"path": "m", "decode": "argmax", "precision": "fp32"}
-    cfg.decode = None  # null: Tagger.load's own default
-    load_tagger(cfg)
-    assert seen["decode"] is None
-    cfg.backend = "onnx"
-    with pytest.raises(OptionError, match="backend='onnx'"):
-        load_tagger(cfg)
-
-    def open_ended(path, **options):
-        seen.update(options)
-
-    monkeypatch.setattr(Tagger, "load", staticmethod(open_ended))
-    load_tagger(cfg)
-    assert seen["backend"] == "onnx"
+    overrides = ["ckpt_path=m", "decode=argmax", "precision=fp32", "backend=onnx"]
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        for verb in ("serve", "predict"):
+            load_tagger(compose(f"{verb}.yaml", overrides=overrides))
+    assert seen[0] == seen[1] == TaggerOptions(decode="argmax", precision="fp32", backend="onnx")
+    with pytest.raises(OptionError, match="^batch_size=0: expected windows per forward pass"):
+        load_tagger(OmegaConf.create({"ckpt_path": "m", "batch_size": 0}))
 
 
 @pytest.mark.parametrize("missing", ["uvicorn", "starlette"])
@@ -341,7 +329,7 @@ def test_without_the_serve_extra_it_names_the_pip_line_and_imports_no_server_pac
     paths = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     script = (
-        "import sys, nerlit.serve as serve\n"
+        "import sys, nerlit.commands.serve as serve\n"
         "assert not {'uvicorn', 'starlette', 'torch'} & set(sys.modules), 'imported'\n"
         "sys.argv = ['nerlit serve', 'ckpt_path=model']\n"
         "serve.main()\n"

@@ -364,24 +364,21 @@ def _train_schema() -> Schema:
 
 def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
     """Keys evaluate and predict pass to ``Tagger.load``."""
-    from nerlit.inference.tagger import PRECISIONS
+    from dataclasses import fields
+    from typing import get_type_hints
+
+    from nerlit.inference.tagger import BACKENDS, PRECISIONS, TaggerOptions
     from nerlit.models.decoding import DECODERS
 
+    # the options themselves are TaggerOptions' fields, with their types: listed once
+    hints = get_type_hints(TaggerOptions)
     keys = {
         "ckpt_path": str,
-        "decode": str | None,
-        "batch_size": int,
-        "max_length": int | None,
-        "stride": int | None,
-        "device": str | None,
-        "precision": str,
-        "tokenizer_dir": str | None,
         "threads": int | None,
-        "backend": str,
-        "concurrent_batches": int | None,
+        **{option.name: hints[option.name] for option in fields(TaggerOptions)},
     }
     rules = {
-        "backend": one_of(("auto", "torch", "onnx")),
+        "backend": one_of(BACKENDS),
         "decode": one_of(DECODERS, null="as the run validated"),
         "batch_size": integer(1),
         "max_length": integer(MIN_WINDOW, null="the run's"),

@@ -13,7 +13,6 @@ import concurrent.futures
 import contextlib
 import ctypes
 import functools
-import inspect
 import json
 import logging
 import queue
@@ -31,7 +30,7 @@ from nerlit import extras
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.data.readers import DuplicateKeyError, load_json
-from nerlit.errors import ConfigError, MissingExtraError, OptionError
+from nerlit.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:  # torch, transformers and the server packages load when a server starts
     from starlette.applications import Starlette
@@ -42,20 +41,6 @@ if TYPE_CHECKING:  # torch, transformers and the server packages load when a ser
     from nerlit.inference.tagger import Tagger, TextInput
 
 log = logging.getLogger(__name__)
-
-#: ``Tagger.load`` keyword options a serve config may set; passed only where ``Tagger.load`` takes
-#: them, so a Tagger with more options (``backend``) or fewer serves all the same.
-TAGGER_OPTIONS = (
-    "decode",
-    "batch_size",
-    "max_length",
-    "stride",
-    "device",
-    "precision",
-    "backend",
-    "concurrent_batches",
-    "tokenizer_dir",
-)
 
 
 class RequestError(Exception):
@@ -564,29 +549,10 @@ def _json_response(
 
 
 def load_tagger(cfg: DictConfig) -> Tagger:
-    """The Tagger ``cfg`` names, passing each option ``Tagger.load`` takes in this install.
-
-    Null or absent options are left to ``Tagger.load``'s defaults. One it does not take is an
-    error only if set (``backend=onnx`` on a nerlit without backends).
-    """
-    import torch
-
+    """The Tagger ``cfg`` names: the options of ``conf/tagger/default.yaml``, as predict's."""
     from nerlit.inference.tagger import Tagger
 
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    parameters = inspect.signature(Tagger.load).parameters
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    options = {}
-    for name in TAGGER_OPTIONS:
-        value = cfg.get(name)
-        if value is None:
-            continue
-        if open_ended or name in parameters:
-            options[name] = value
-        else:
-            raise OptionError(f"{name}={value!r}: this nerlit's Tagger.load has no {name} option")
-    return Tagger.load(cfg.ckpt_path, **options)
+    return Tagger.from_config(cfg)
 
 
 #: integer server options that must be >= 1

@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -40,7 +40,64 @@ from nerlit.models.decoding import DECODERS, decode_words, words_from_windows
 
 TextInput = str | Sequence[str]
 PRECISIONS = ("auto", "fp32", "bf16")
-__all__ = ["BACKENDS", "PRECISIONS", "Tagger", "TextInput", "native_bf16"]
+__all__ = ["BACKENDS", "PRECISIONS", "Tagger", "TaggerOptions", "TextInput", "native_bf16"]
+
+
+@dataclass(frozen=True)
+class TaggerOptions:
+    """How a trained model is run: every option of :meth:`Tagger.load`, listed once.
+
+    ``nerlit predict``, ``nerlit evaluate`` and ``nerlit serve`` read them from their configs
+    (``conf/tagger/default.yaml``) with :meth:`from_config`, and the config checks take their
+    keys and types from these fields: a new option is this field, its check below and its
+    config default.
+    """
+
+    #: null: as the run validated (its model.decode); constrained | argmax
+    decode: str | None = None
+    #: windows per forward pass
+    batch_size: int = 32
+    #: null: the run's windows (longer texts become overlapping windows)
+    max_length: int | None = None
+    stride: int | None = None
+    #: null: cuda when available, else cpu
+    device: str | None = None
+    #: auto | fp32 | bf16
+    precision: str = "auto"
+    #: auto | torch | onnx
+    backend: str = "auto"
+    #: batches run at once; null: the backend's choice
+    concurrent_batches: int | None = None
+    #: only for a checkpoint whose tokenizer is neither embedded nor in its run folder any more
+    tokenizer_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.decode is not None and self.decode not in DECODERS:
+            raise OptionError(f"decode={self.decode!r} is not one of {DECODERS}")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"precision={self.precision!r} is not one of {PRECISIONS}")
+        if self.backend not in BACKENDS:
+            raise OptionError(f"backend={self.backend!r} is not one of {BACKENDS}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise OptionError(
+                f"batch_size={self.batch_size}: expected windows per forward pass >= 1"
+            )
+        if self.stride is not None and (not _is_int(self.stride) or self.stride < 0):
+            raise OptionError(f"stride={self.stride}: expected subwords of window overlap >= 0")
+        if self.max_length is not None and not _is_int(self.max_length):
+            raise OptionError(f"max_length={self.max_length!r}: expected a number of subwords")
+        at_once = self.concurrent_batches
+        if at_once is not None and (not _is_int(at_once) or at_once < 1):
+            raise OptionError(
+                f"concurrent_batches={at_once!r}: expected batches run at once >= 1, "
+                f"or null for the backend's default"
+            )
+
+    @classmethod
+    def from_config(cls, cfg) -> TaggerOptions:
+        """The options a verb's config sets (null or absent keys keep the defaults)."""
+        values = {f.name: cfg.get(f.name) for f in fields(cls)}
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 class Tagger:
@@ -73,37 +130,15 @@ class Tagger:
     batch on all threads, see :class:`~nerlit.inference.backends.OnnxBackend`), else 1.
     """
 
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        decode: str | None = None,
-        batch_size: int = 32,
-        max_length: int | None = None,
-        stride: int | None = None,
-        device: str | None = None,
-        precision: str = "auto",
-        backend: str = "auto",
-        concurrent_batches: int | None = None,
-    ) -> None:
-        decode = decode or loaded.settings.get("decode") or "constrained"
-        if decode not in DECODERS:
-            raise OptionError(f"decode={decode!r} is not one of {DECODERS}")
-        if precision not in PRECISIONS:
-            raise OptionError(f"precision={precision!r} is not one of {PRECISIONS}")
-        if not _is_int(batch_size) or batch_size < 1:
-            raise OptionError(f"batch_size={batch_size}: expected windows per forward pass >= 1")
-        if stride is not None and (not _is_int(stride) or stride < 0):
-            raise OptionError(f"stride={stride}: expected subwords of window overlap >= 0")
-        if max_length is not None and not _is_int(max_length):
-            raise OptionError(f"max_length={max_length!r}: expected a number of subwords")
-        if concurrent_batches is not None and (
-            not _is_int(concurrent_batches) or concurrent_batches < 1
-        ):
-            raise OptionError(
-                f"concurrent_batches={concurrent_batches!r}: expected batches run at once >= 1, "
-                f"or null for the backend's default"
-            )
-        self.backend = create_backend(loaded, backend, device, precision, concurrent_batches)
+    def __init__(self, loaded: LoadedModel, options: TaggerOptions | None = None) -> None:
+        options = options or TaggerOptions()
+        decode = options.decode or loaded.settings.get("decode") or "constrained"
+        max_length, stride = options.max_length, options.stride
+        backend = create_backend(
+            loaded, options.backend, options.device, options.precision, options.concurrent_batches
+        )
+        self.options = options
+        self.backend = backend
         at_once = self.backend.concurrent_batches  # threads start at the first use, not here
         self._pool = ThreadPoolExecutor(at_once, "nerlit-batch") if at_once > 1 else None
         self.device = self.backend.device
@@ -112,7 +147,7 @@ class Tagger:
         self.labels = list(loaded.labels)
         self.source = loaded.source
         self.decode = decode
-        self.batch_size = batch_size
+        self.batch_size = options.batch_size
         # windows as in training unless given: a long sentence's predictions depend on them
         limit = window_limit(self.tokenizer, loaded.config)
         if max_length is None:
@@ -141,46 +176,30 @@ class Tagger:
 
     @classmethod
     def load(
-        cls,
-        path: str | Path,
-        decode: str | None = None,
-        batch_size: int = 32,
-        max_length: int | None = None,
-        stride: int | None = None,
-        device: str | None = None,
-        precision: str = "auto",
-        tokenizer_dir: str | Path | None = None,
-        backend: str = "auto",
-        concurrent_batches: int | None = None,
+        cls, path: str | Path, options: TaggerOptions | None = None, **option_values
     ) -> Tagger:
         """From a nerlit ``.ckpt`` or a folder written by ``nerlit export`` (a Hugging Face
         folder, or an ONNX graph with ``format=onnx``), local or pushed to the Hub: ``org/name``
-        that is no local path comes through the Hugging Face cache (offline: the cached copy)."""
-        if backend not in BACKENDS:
-            raise OptionError(f"backend={backend!r} is not one of {BACKENDS}")
-        loaded = load_model(path, tokenizer_dir, backend)
-        return cls(
-            loaded, decode, batch_size, max_length, stride, device, precision, backend,
-            concurrent_batches,
-        )  # fmt: skip
+        that is no local path comes through the Hugging Face cache (offline: the cached copy).
+
+        Options as :class:`TaggerOptions` or as keywords (``Tagger.load(path, decode="argmax")``),
+        the keywords replacing the object's values."""
+        unknown = sorted(set(option_values) - {f.name for f in fields(TaggerOptions)})
+        if unknown:
+            raise OptionError(
+                f"Tagger.load has no option {', '.join(unknown)}; its options: "
+                f"{', '.join(f.name for f in fields(TaggerOptions))}"
+            )
+        options = replace(options or TaggerOptions(), **option_values)
+        loaded = load_model(path, options.tokenizer_dir, options.backend)
+        return cls(loaded, options)
 
     @classmethod
     def from_config(cls, cfg) -> Tagger:
-        """The Tagger a predict/evaluate config names (``conf/predict.yaml`` keys)."""
+        """The Tagger a predict, evaluate or serve config names (``conf/tagger/default.yaml``)."""
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
-        return cls.load(
-            cfg.ckpt_path,
-            decode=cfg.decode,
-            batch_size=cfg.batch_size,
-            max_length=cfg.max_length,
-            stride=cfg.stride,
-            device=cfg.device,
-            precision=cfg.precision,
-            tokenizer_dir=cfg.tokenizer_dir,
-            backend=cfg.get("backend") or "auto",
-            concurrent_batches=cfg.get("concurrent_batches"),
-        )
+        return cls.load(cfg.ckpt_path, TaggerOptions.from_config(cfg))
 
     @property
     def network(self):
