@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from nerlit.commands.evaluate import read_data_record
 from nerlit.errors import ModelLoadError, NerlitError
 from nerlit.experiments.resume import resolve_checkpoint
 from nerlit.inference.tagger import Tagger
-from nerlit.models.checkpoint import load_checkpoint_file, read_checkpoint
+from nerlit.models.checkpoint import load_checkpoint_file, read_checkpoint, read_data_record
 from nerlit.models.network import NerNetwork
 from tests.conftest import tiny_checkpoint
 

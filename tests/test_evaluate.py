@@ -19,15 +19,17 @@ from omegaconf import open_dict
 from transformers import BertConfig
 
 from nerlit import Tagger
-from nerlit.commands.evaluate import TrainOverlapError, evaluate, read_data_record, read_split
+from nerlit.commands.evaluate import evaluate
 from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
 from nerlit.data.corpus import infer_format
 from nerlit.data.datamodule import fingerprint_set
+from nerlit.data.held_out import TrainOverlapError, read_split
 from nerlit.errors import OptionError
 from nerlit.evaluation.confusion import NONE, entity_confusion
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.inference.hf_export import export_huggingface
+from nerlit.models.checkpoint import read_data_record
 from nerlit.models.module import NerModule
 from tests.conftest import (
     REPO_ROOT,

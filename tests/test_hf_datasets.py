@@ -82,7 +82,7 @@ def test_data_hf_reads_a_saved_datasetdict_through_the_datamodule(tmp_path: Path
     batch = next(iter(datamodule.val_dataloader()))
     assert batch["input_ids"].shape[0] == 6
     # what a checkpoint records reads the same split back (nerlit evaluate ckpt_path=...)
-    from nerlit.commands.evaluate import resolve_split
+    from nerlit.data.held_out import resolve_split
 
     record = datamodule.data_record()
     assert record["config"]["train_file"] == str(folder.resolve())

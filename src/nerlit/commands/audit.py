@@ -174,7 +174,7 @@ def predict_fold(
 
     tagger = Tagger.load(checkpoint, batch_size=batch_size)
     logits = tagger.word_logits([s.words for s in sentences], [s.document for s in sentences])
-    tags, _ = tagger.network.decode(logits, tagger.decode)
+    tags, _ = tagger.decode_logits(logits)  # the one decoder, on any backend
     probs = [
         merge_probabilities(torch.softmax(x.float(), -1).numpy(), tagger.labels, classes)
         for x in logits

@@ -76,9 +76,10 @@ def tag_model(path: Path, test_file: str | None) -> Predictions:
     """Tag a checkpoint's own test split (or ``test_file``) as ``nerlit evaluate`` would."""
     from omegaconf import OmegaConf
 
-    from nerlit.commands.evaluate import check_train_overlap, read_data_record, resolve_split
+    from nerlit.data.held_out import check_train_overlap, resolve_split
     from nerlit.inference.loading import quiet_transformers
     from nerlit.inference.tagger import Tagger
+    from nerlit.models.checkpoint import read_data_record
 
     quiet_transformers()
     record = read_data_record(path)
