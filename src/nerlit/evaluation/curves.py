@@ -85,6 +85,10 @@ def plot_run_curves(metrics_csv: str | Path, path: str | Path, title: str = "") 
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     if title:
         fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -126,8 +130,4 @@ def plot_dev_f1(runs: Mapping[str, str | Path], path: str | Path, title: str = "
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
