@@ -291,13 +291,18 @@ def test_after_a_batch_of_n_requests_the_next_batch_waits_for_n_to_come_back():
     ],
 )
 def test_a_bad_server_option_is_one_line_naming_the_key(key, value):
-    from nerlit.commands.serve import _check
+    from hydra import compose, initialize_config_dir
+
+    from nerlit.config import CONFIG_DIR
+    from nerlit.config_checks import validate
     from nerlit.errors import ConfigError
 
-    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "serve.yaml")
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("serve.yaml", overrides=["ckpt_path=m"])
+    validate(cfg, "serve")  # the defaults pass
     cfg[key] = value
     with pytest.raises(ConfigError, match=f"^{key}="):
-        _check(cfg)
+        validate(cfg, "serve")
 
 
 def test_serve_reads_the_tagger_options_as_predict_does(monkeypatch):

@@ -491,6 +491,67 @@ def _audit_schema() -> Schema:
     )
 
 
+def _serve_schema() -> Schema:
+    """The Tagger's options (as predict's) and the server's: ``port=70000`` was wrapped by the
+    socket layer (it listened on 4464 while saying 70000)."""
+    keys, rules = _tagger_keys()
+    counts = ("max_texts", "max_chars", "max_batch_size", "max_pending", "max_headers")
+    waits = ("batch_timeout", "refill_timeout")
+    deadlines = ("header_timeout", "body_timeout", "keep_alive_timeout")
+    keys.update(
+        task_name=str,
+        host=str,
+        port=int,
+        release_memory_after=int,
+        max_header_bytes=int,
+        log_level=str,
+        access_log=bool,
+        **dict.fromkeys(counts, int),
+        **dict.fromkeys((*waits, *deadlines), float),
+    )
+    rules.update(
+        port=integer(0, 65535),
+        release_memory_after=integer(0),
+        max_header_bytes=integer(1024),
+        log_level=one_of(("critical", "error", "warning", "info", "debug", "trace")),
+        **dict.fromkeys(counts, integer(1)),
+        **dict.fromkeys(waits, number(0)),
+        **dict.fromkeys(deadlines, number(0, open_low=True)),
+    )
+    return Schema(verb="serve", keys=keys, rules=rules)
+
+
+def _compare_schema() -> Schema:
+    from nerlit.evaluation.metrics import MODES
+
+    paths = str | None
+    keys = {
+        "task_name": str,
+        "a": paths,
+        "b": paths,
+        "sweep": paths,
+        "mode": str | None,
+        "reference_types": str | list[str] | None,
+        "resamples": int,
+        "seed": int,
+        "confidence": float,
+        "test_file": paths,
+        "json": paths,
+        "plot": bool | str | None,
+    }
+    rules = {
+        "mode": one_of(MODES, null="A's metrics.json, else strict"),
+        "resamples": integer(1),
+        "seed": SEED,
+        "confidence": number(0, 1, open_low=True, open_high=True),
+    }
+    return Schema(verb="compare", keys=keys, rules=rules)
+
+
+def _init_schema() -> Schema:
+    return Schema(verb="init", keys={"task_name": str, "dir": str, "overwrite": bool})
+
+
 SCHEMAS: dict[str, Callable[[], Schema]] = {
     "train": _train_schema,
     "evaluate": _evaluate_schema,
@@ -498,6 +559,9 @@ SCHEMAS: dict[str, Callable[[], Schema]] = {
     "export": _export_schema,
     "stats": _stats_schema,
     "audit": _audit_schema,
+    "serve": _serve_schema,
+    "compare": _compare_schema,
+    "init": _init_schema,
 }
 
 

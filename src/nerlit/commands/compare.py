@@ -41,6 +41,7 @@ from rich.table import Table
 
 from nerlit.commands.cli import exit_on_user_error, override_value
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.data.schemes import split_tag
 from nerlit.errors import DataError, OptionError
 from nerlit.evaluation.bootstrap import (
@@ -216,16 +217,8 @@ def positional_as_keys(args: Sequence[str]) -> list[str]:
 
 def _check_options(cfg: DictConfig) -> None:
     """The options, before tagging or resampling anything (a bad json= found only after the
-    whole computation wasted it)."""
-    if not isinstance(cfg.resamples, int) or isinstance(cfg.resamples, bool) or cfg.resamples < 1:
-        raise OptionError(f"resamples={cfg.resamples}: expected a whole number, at least 1")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise OptionError(f"seed={cfg.seed}: expected a whole number")
-    if not isinstance(cfg.confidence, (int, float)) or isinstance(cfg.confidence, bool):
-        raise OptionError(f"confidence={cfg.confidence}: expected a level such as 0.95")
-    check_confidence(cfg.confidence)
-    if cfg.mode is not None and cfg.mode not in MODES:
-        raise OptionError(f"mode={cfg.mode}: expected one of {', '.join(MODES)}")
+    whole computation wasted it): ranges by the config checks, then which runs are named."""
+    validate(cfg, "compare")
     if cfg.sweep is not None and (cfg.a is not None or cfg.b is not None):
         raise OptionError("sweep= compares the runs of one sweep: leave a= and b= out")
     if cfg.sweep is None and (cfg.a is None or cfg.b is None):

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.errors import OutputPathError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def write_starter(directory: str | Path, overwrite: bool = False) -> list[Path]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="init.yaml")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    validate(cfg, "init")
     written = write_starter(cfg.dir, bool(cfg.overwrite))
     for path in written:
         print(path)

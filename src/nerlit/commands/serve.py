@@ -29,8 +29,9 @@ from omegaconf import DictConfig
 from nerlit import extras
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
+from nerlit.config_checks import validate
 from nerlit.data.readers import DuplicateKeyError, load_json
-from nerlit.errors import ConfigError, MissingExtraError
+from nerlit.errors import MissingExtraError
 
 if TYPE_CHECKING:  # torch, transformers and the server packages load when a server starts
     from starlette.applications import Starlette
@@ -555,36 +556,6 @@ def load_tagger(cfg: DictConfig) -> Tagger:
     return Tagger.from_config(cfg)
 
 
-#: integer server options that must be >= 1
-_COUNTS = ("max_texts", "max_chars", "max_batch_size", "max_pending", "max_headers")
-
-
-def _check(cfg: DictConfig) -> None:
-    """Each server option in range, one line naming the first that is not: ``port=70000`` was
-    wrapped by the socket layer (it listened on 4464 while saying 70000)."""
-
-    def integer(key: str) -> bool:
-        return isinstance(cfg[key], int) and not isinstance(cfg[key], bool)
-
-    for key in _COUNTS:
-        if not integer(key) or cfg[key] < 1:
-            raise ConfigError(f"{key}={cfg[key]!r}: a positive integer")
-    if not integer("release_memory_after") or cfg.release_memory_after < 0:
-        raise ConfigError(
-            f"release_memory_after={cfg.release_memory_after!r}: characters, 0 (never) or more"
-        )
-    if not integer("max_header_bytes") or cfg.max_header_bytes < 1024:
-        raise ConfigError(f"max_header_bytes={cfg.max_header_bytes!r}: an integer >= 1024 (bytes)")
-    if not integer("port") or not 0 <= cfg.port <= 65535:
-        raise ConfigError(f"port={cfg.port!r}: a TCP port from 0 to 65535 (0: any free port)")
-    for key in ("batch_timeout", "refill_timeout"):
-        if not isinstance(cfg[key], int | float) or isinstance(cfg[key], bool) or cfg[key] < 0:
-            raise ConfigError(f"{key}={cfg[key]!r}: seconds, 0 or more")
-    for key in ("header_timeout", "body_timeout", "keep_alive_timeout"):
-        if not isinstance(cfg[key], int | float) or isinstance(cfg[key], bool) or cfg[key] <= 0:
-            raise ConfigError(f"{key}={cfg[key]!r}: seconds, more than 0")
-
-
 def require_server_packages() -> None:
     """Stop with the install line before anything imports uvicorn or Starlette."""
     extras.require("nerlit serve")  # uvicorn
@@ -597,7 +568,7 @@ def require_server_packages() -> None:
 
 def serve(cfg: DictConfig) -> None:
     """Load the model, warm it up, and serve until interrupted (Ctrl+C, SIGTERM)."""
-    _check(cfg)
+    validate(cfg, "serve")
     require_server_packages()
     import uvicorn
 
