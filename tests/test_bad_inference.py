@@ -124,7 +124,7 @@ def _resume(ckpt: Path, tmp_path: Path, *overrides: str, sentences=None) -> None
                 "trainer.accelerator=cpu",
                 "logger=none",
                 "test=false",
-                f"ckpt_path={ckpt}",
+                f"ckpt_path={ckpt.parent / 'last.ckpt'}",  # the one resuming reads
                 *overrides,
             ],
             tmp_path / "run",

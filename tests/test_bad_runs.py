@@ -109,7 +109,7 @@ BAD_VALUES = [
     ("data.batch_size=-4", "data.batch_size=-4: expected an integer >= 1"),
     ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected an integer >= -1"),
     ("optimizer.lr=fast", "optimizer.lr=fast: expected a number > 0"),
-    ("data.tag_column=abc", "data.tag_column=abc: expected an integer"),
+    ("data.tag_column=1.5", "data.tag_column=1.5: expected an integer"),
     ("data.batch_size=0", "data.batch_size=0: expected an integer >= 1"),
     ("data.max_length=3", "data.max_length=3: expected an integer >= 4"),
     ("data.encoding=utf-99", "data.encoding=utf-99: expected an encoding Python knows"),
@@ -182,12 +182,13 @@ def test_evaluate_and_stats_check_the_keys_they_read_first(tmp_path: Path):
     from nerlit.commands.evaluate import evaluate
     from nerlit.commands.stats import main as stats
 
-    overrides = ["ckpt_path=/nonexistent.ckpt", "batch_size=0", "split=dev", "data.tag_column=x"]
+    overrides = ["ckpt_path=/nonexistent.ckpt", "batch_size=0", "split=dev", "data.tag_column=1.5"]
     with pytest.raises(NerlitError) as caught:  # not the missing checkpoint: the values first
         evaluate(_compose("evaluate", overrides, tmp_path / "evaluate"))
     assert sorted(str(caught.value).split("; ")) == [
         "batch_size=0: expected an integer >= 1",
-        "data.tag_column=x: expected an integer (0: the first column, -1: the last)",
+        "data.tag_column=1.5: expected an integer (0: the first column, -1: the last), or a "
+        "dataset's column name",
         "split=dev: expected one of train, val, test",
     ]
     cfg = _compose("stats", ["data=conll", f"data.train_file={MISSING}", "+data.foo=1"], tmp_path)
@@ -472,8 +473,8 @@ def test_partial_test_split_is_labelled_partial_everywhere(
     assert (
         (out / "report.md")
         .read_text()
-        .startswith("## gmb test (partial: 4 of 12 sentences) (strict IOB2, word level)")
+        .startswith("## gmb test, constrained decoding (partial: 4 of 12 sentences) (strict IOB2")
     )
-    assert "gmb test (partial: 4 of 12 sentences)" in capsys.readouterr().out
+    assert "gmb test, constrained decoding (partial: 4 of 12 sentences)" in capsys.readouterr().out
     assert not (out / "predictions.conll").exists()
     assert "predictions.conll not written: 4 of the 12 test sentences were scored" in caplog.text
