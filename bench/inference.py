@@ -320,8 +320,8 @@ def main() -> None:
 
     def load(backend: str, precision: str, folder: Path) -> Tagger:
         return Tagger.load(
-            folder, args.decode, args.batch_size, device="cpu", precision=precision,
-            backend=backend,
+            folder, decode=args.decode, batch_size=args.batch_size, device="cpu",
+            precision=precision, backend=backend,
         )  # fmt: skip
 
     systems: list[System] = []
