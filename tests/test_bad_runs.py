@@ -110,6 +110,8 @@ BAD_VALUES = [
     ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected an integer >= -1"),
     ("optimizer.lr=fast", "optimizer.lr=fast: expected a number > 0"),
     ("data.tag_column=1.5", "data.tag_column=1.5: expected an integer"),
+    # a name is valid for a saved dataset's columns only; before: found out once the file was open
+    ("data.tag_column=ner", "data.tag_column=ner: data.format=gmb numbers its columns (0: the"),
     ("data.batch_size=0", "data.batch_size=0: expected an integer >= 1"),
     ("data.max_length=3", "data.max_length=3: expected an integer >= 4"),
     ("data.encoding=utf-99", "data.encoding=utf-99: expected an encoding Python knows"),

@@ -221,6 +221,9 @@ def test_every_tagger_option_is_one_the_verb_reads(verb: str, caplog):
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         bad = compose(f"{verb}.yaml", overrides=[*overrides, "concurrent_batches=0"])
     assert any("concurrent_batches" in problem for problem in problems_of(bad, verb))
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        bad = compose(f"{verb}.yaml", overrides=[*overrides, "pad_to_multiple_of=0"])
+    assert any("pad_to_multiple_of=0" in problem for problem in problems_of(bad, verb))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nerlit import Tagger
-from nerlit.errors import ModelLoadError
+from nerlit.errors import ModelLoadError, OptionError
 from nerlit.inference.hf_export import export_huggingface
 from nerlit.inference.loading import TOKENIZER_KEY
 from nerlit.inference.tagger import length_batches
@@ -176,4 +176,45 @@ def test_a_cpu_call_of_mixed_lengths_is_batched_by_length(ckpt: Path):
     tags = tagger.predict_tags([long.split(), ["Obama"], long.split(), ["Iraq"]])
     assert [len(t) for t in tags] == [20, 1, 20, 1]
     lengths = sorted(sorted(found) for _, found in tagger.backend.calls)
-    assert lengths == [[3, 3], [22, 22]]  # two batches, none padded
+    assert lengths == [[3, 3], [22, 22]]  # two batches, not padded past their own widths
+
+
+class _WidthRecorder(RecordingBackend):
+    """Notes each batch's padded width as well."""
+
+    def __call__(self, input_ids, attention_mask, casing_ids):
+        self.widths = [*getattr(self, "widths", []), input_ids.shape[1]]
+        return super().__call__(input_ids, attention_mask, casing_ids)
+
+
+def test_cpu_tagging_pads_to_a_multiple_of_8_by_default_and_tags_as_exact_padding(ckpt: Path):
+    """Exact padding made every batch a new shape, and oneDNN kept what it built for each: a
+    200 MB input's memory grew past 1 GB. ``auto`` pads to 8 on a CPU; the tags must not care."""
+    words = [t.split() for t in TEXTS if t.strip()] + [["Paris"] * n for n in range(1, 40, 3)]
+    tags, widths, multiples = {}, {}, {}
+    for pad in ("auto", 1, 16):
+        tagger = Tagger.load(
+            ckpt, precision="fp32", device="cpu", batch_size=3, pad_to_multiple_of=pad
+        )
+        tagger.backend = _WidthRecorder(tagger.backend)
+        tags[pad], multiples[pad] = tagger.predict_tags(words), tagger.pad_multiple
+        widths[pad] = tagger.backend.widths
+    assert Tagger.load(ckpt, device="cpu").pad_multiple == 8 == multiples["auto"]
+    assert all(w % 8 == 0 for w in widths["auto"]) and all(w % 16 == 0 for w in widths[16])
+    assert any(w % 8 for w in widths[1]), "exact padding must give widths off the multiple"
+    assert len(set(widths["auto"])) < len(set(widths[1]))
+    assert tags["auto"] == tags[1] == tags[16]
+
+
+@pytest.mark.parametrize("bad", [0, -8, "abc", True, 2.5, None])
+def test_a_bad_padding_multiple_is_one_line(ckpt: Path, bad):
+    with pytest.raises(OptionError, match=r"pad_to_multiple_of=.*(1: exact padding)"):
+        Tagger.load(ckpt, pad_to_multiple_of=bad)
+
+
+def test_windows_padded_to_one_width_never_end_a_batch():
+    windows = [[0] * n for n in (24, 18, 17, 16, 9)]
+    exact = [[len(w) for w in b] for b in length_batches(windows, 8, 0.9)]
+    assert exact == [[24], [18, 17], [16], [9]]
+    rounded = [[len(w) for w in b] for b in length_batches(windows, 8, 0.9, multiple=8)]
+    assert rounded == [[24, 18, 17], [16, 9]]  # 18 and 17 pad to 24 alone too, 9 to 16

@@ -386,6 +386,10 @@ def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
         "precision": one_of(PRECISIONS),
         "threads": integer(1, null="torch's default"),
         "concurrent_batches": integer(1, null="the backend's choice"),
+        "pad_to_multiple_of": Rule(
+            "an integer >= 1 (1: exact padding) or auto (8 on a CPU, 32 on a GPU)",
+            lambda v: v == "auto" or (_is_int(v) and v >= 1),
+        ),
     }
     return keys, rules
 
@@ -818,6 +822,27 @@ def _device_count(devices: Any) -> int | None:
     return None  # "auto", -1, or a value the Trainer's own type check refuses
 
 
+def _column_problems(data: DictConfig) -> list[str]:
+    """A column *name* in a file format: ``data.tag_column=abc`` passes :data:`COLUMN` (names are
+    how a saved dataset's columns are chosen) but a CoNLL or GMB file's columns are numbered, and
+    the reader would find no such column only once the file is open."""
+    from nerlit.data.corpus import DATASETS
+
+    try:
+        file_format = data.get("format")
+        columns = {key: data.get(key) for key in ("token_column", "tag_column")}
+    except Exception:  # an unresolvable value: reported by the key checks
+        return []
+    if file_format is None or file_format == DATASETS:
+        return []
+    return [
+        f"data.{key}={value}: data.format={file_format} numbers its columns (0: the first, "
+        f"-1: the last); a column name is for data.format={DATASETS}"
+        for key, value in columns.items()
+        if isinstance(value, str)
+    ]
+
+
 def _device_problems(trainer: DictConfig) -> list[str]:
     """``trainer.devices`` beyond what this machine has: one training process is started per
     device, so ``trainer.devices=99`` on 2 CPU cores launched 98 ranks that could only fail or
@@ -912,6 +937,8 @@ def problems_of(cfg: DictConfig, verb: str) -> list[str]:
             unread.append(key)
     if "trainer" in schema.groups and isinstance(cfg.get("trainer"), DictConfig):
         problems.extend(_device_problems(cfg.trainer))
+    if "data" in schema.groups and isinstance(cfg.get("data"), DictConfig):
+        problems.extend(_column_problems(cfg.data))
     if "train" in schema.keys:
         problems.extend(_untrained_problems(cfg))
     if unread:

@@ -268,14 +268,18 @@ def padded_width(longest: int, multiple: int | None = None, limit: int | None = 
     return rounded
 
 
-def resolve_pad_multiple(value: int | str | None, device_type: str) -> int | None:
-    """``data.pad_to_multiple_of``: a number, null (exact), or ``auto``: exact on a CPU, where
-    padding costs its full share of arithmetic, and :data:`GPU_PAD_MULTIPLE` on an accelerator,
-    where a bounded set of shapes is what matters (docs/results.md, "Training on a GPU")."""
-    if value is None or value == "auto" and device_type == "cpu":
+def resolve_pad_multiple(
+    value: int | str | None, device_type: str, *, cpu_auto: int | None = None
+) -> int | None:
+    """``pad_to_multiple_of``: a number, null (exact), or ``auto``: :data:`GPU_PAD_MULTIPLE` on
+    an accelerator, where a bounded set of shapes is what matters (docs/results.md, "Training on
+    a GPU"), and ``cpu_auto`` on a CPU: exact (None) for training, where padding costs its full
+    share of arithmetic, a small multiple for tagging, where oneDNN keeps what it builds for
+    every new shape and a long input's memory grows with it."""
+    if value is None:
         return None
     if value == "auto":
-        return GPU_PAD_MULTIPLE
+        return cpu_auto if device_type == "cpu" else GPU_PAD_MULTIPLE
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DataError(
             f"data.pad_to_multiple_of={value!r}: expected a whole number of subwords >= 1, "

@@ -27,6 +27,7 @@ import torch
 from nerlit.data.encoding import (
     SubwordEncoder,
     collate_windows,
+    padded_width,
     resolve_pad_multiple,
     window_limit,
 )
@@ -41,6 +42,14 @@ from nerlit.models.decoding import DECODERS, decode_words, words_from_windows
 TextInput = str | Sequence[str]
 PRECISIONS = ("auto", "fp32", "bf16")
 __all__ = ["BACKENDS", "PRECISIONS", "Tagger", "TaggerOptions", "TextInput", "native_bf16"]
+
+
+#: ``pad_to_multiple_of=auto`` on a CPU. Exact padding makes nearly every batch a new shape, and
+#: oneDNN keeps what it builds for each: tagging 200 MB grew past 1 GB. A multiple of 8 keeps
+#: the shapes few (memory flat) for ~7% of MiniLM's fp32 tagging speed (docs/results.md, the
+#: second hostile pass). Training keeps exact padding on a CPU: it sees each length again every
+#: epoch, and its padding would be paid for forward and backward.
+CPU_TAGGING_PAD_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class TaggerOptions:
     backend: str = "auto"
     #: batches run at once; null: the backend's choice
     concurrent_batches: int | None = None
+    #: windows of a batch padded to a multiple of this; auto: 8 on a CPU, 32 on a GPU; 1: exact
+    pad_to_multiple_of: int | str = "auto"
     #: only for a checkpoint whose tokenizer is neither embedded nor in its run folder any more
     tokenizer_dir: str | None = None
 
@@ -86,6 +97,12 @@ class TaggerOptions:
             raise OptionError(f"stride={self.stride}: expected subwords of window overlap >= 0")
         if self.max_length is not None and not _is_int(self.max_length):
             raise OptionError(f"max_length={self.max_length!r}: expected a number of subwords")
+        multiple = self.pad_to_multiple_of
+        if multiple != "auto" and (not _is_int(multiple) or multiple < 1):
+            raise OptionError(
+                f"pad_to_multiple_of={multiple!r}: expected a whole number of subwords >= 1 "
+                f"(1: exact padding), or auto"
+            )
         at_once = self.concurrent_batches
         if at_once is not None and (not _is_int(at_once) or at_once < 1):
             raise OptionError(
@@ -171,8 +188,9 @@ class Tagger:
         self.context = loaded.context
         self.settings = loaded.settings
         self.pad_id = self.tokenizer.pad_token_id or 0
-        # as training pads on this device: exact on a CPU, a bounded set of lengths on a GPU
-        self.pad_multiple = resolve_pad_multiple("auto", self.device.type)
+        self.pad_multiple = resolve_pad_multiple(
+            options.pad_to_multiple_of, self.device.type, cpu_auto=CPU_TAGGING_PAD_MULTIPLE
+        )
 
     @classmethod
     def load(
@@ -331,7 +349,8 @@ class Tagger:
         at_once = self.backend.concurrent_batches
         if at_once > 1 and len(windows) < at_once * size:
             size = max(1, math.ceil(len(windows) / at_once))  # a small call: a batch per thread
-        return length_batches(windows, size, CPU_MIN_FILL if self.device.type == "cpu" else 0)
+        min_fill = CPU_MIN_FILL if self.device.type == "cpu" else 0
+        return length_batches(windows, size, min_fill, self.pad_multiple)
 
     def _forward(self, windows) -> tuple[torch.Tensor, ...]:
         """(sentence index, word index, logits) of each word-owning subword of one batch; run
@@ -352,22 +371,30 @@ class Tagger:
 CPU_MIN_FILL = 0.9
 
 
-def length_batches(windows: Sequence, size: int, min_fill: float) -> list[Sequence]:
+def length_batches(
+    windows: Sequence, size: int, min_fill: float, multiple: int | None = None
+) -> list[Sequence]:
     """Consecutive runs of ``windows`` (sorted longest first) of at most ``size``, each ending
-    before a window shorter than ``min_fill`` times the run's first: every batch is then padded
-    by less than ``1 - min_fill`` of its tokens.
+    before a window whose padded width (its length rounded up to ``multiple``) is under
+    ``min_fill`` times the run's first: every batch is then padded by less than ``1 - min_fill``
+    of what its windows would cost anyway.
 
     Why: a forward costs in proportion to its padded tokens (on 2 CPU threads MiniLM takes ~90 us
     per token, a call's overhead ~1 ms). Windows of many texts sorted together barely differ from
     one neighbour to the next, so this changes nothing for a large call; but the 31 random GMB
     sentences a server batches at once, cut only by count, are padded to 54% real tokens. On a
-    GPU a call costs more than its tokens, so there ``min_fill`` is 0 (count only).
+    GPU a call costs more than its tokens, so there ``min_fill`` is 0 (count only). Windows that
+    round up to the same width cost the same together as apart, so they never end a batch.
     """
     batches, start = [], 0
+    first = 0
     for i, window in enumerate(windows):
-        if i > start and (i - start == size or len(window) < min_fill * len(windows[start])):
+        width = padded_width(len(window), multiple)
+        if i > start and (i - start == size or width < min_fill * first):
             batches.append(windows[start:i])
             start = i
+        if i == start:
+            first = width
     if start < len(windows):
         batches.append(windows[start:])
     return batches
