@@ -110,8 +110,6 @@ BAD_VALUES = [
     ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected an integer >= -1"),
     ("optimizer.lr=fast", "optimizer.lr=fast: expected a number > 0"),
     ("data.tag_column=1.5", "data.tag_column=1.5: expected an integer"),
-    # a name is valid for a saved dataset's columns only; before: found out once the file was open
-    ("data.tag_column=ner", "data.tag_column=ner: data.format=gmb numbers its columns (0: the"),
     ("data.batch_size=0", "data.batch_size=0: expected an integer >= 1"),
     ("data.max_length=3", "data.max_length=3: expected an integer >= 4"),
     ("data.encoding=utf-99", "data.encoding=utf-99: expected an encoding Python knows"),
@@ -128,6 +126,17 @@ BAD_VALUES = [
     ("trainer.max_epochs=0", "trainer.max_epochs=0 trains nothing and would test the untrained"),
     ("trainer.max_steps=0", "trainer.max_steps=0 trains nothing and would test the untrained"),
 ]
+
+
+def test_a_column_name_for_a_conll_file_stops_the_run_before_any_work(tmp_path: Path):
+    """A name is valid for a saved dataset's columns only; before, the reader refused it once
+    the model was built and the corpus opened."""
+    out = tmp_path / "run"
+    overrides = _no_data(["data.format=conll", "data.tag_column=ner"])
+    with pytest.raises(NerlitError) as caught:
+        train(compose_train(overrides, out))
+    assert "data.tag_column=ner: a CoNLL file's columns are numbered (0: the" in str(caught.value)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(("override", "message"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])

@@ -823,24 +823,19 @@ def _device_count(devices: Any) -> int | None:
 
 
 def _column_problems(data: DictConfig) -> list[str]:
-    """A column *name* in a file format: ``data.tag_column=abc`` passes :data:`COLUMN` (names are
-    how a saved dataset's columns are chosen) but a CoNLL or GMB file's columns are numbered, and
-    the reader would find no such column only once the file is open."""
-    from nerlit.data.corpus import DATASETS
+    """A column *name* for a CoNLL file: ``data.tag_column=abc`` passes :data:`COLUMN` (names are
+    how a saved dataset's columns are chosen), but a CoNLL file's columns are numbered, and the
+    reader would refuse it only once the model is built and the corpus opened."""
+    from nerlit.data.readers import conll_column_problem
 
     try:
-        file_format = data.get("format")
+        if data.get("format") != "conll":
+            return []
         columns = {key: data.get(key) for key in ("token_column", "tag_column")}
     except Exception:  # an unresolvable value: reported by the key checks
         return []
-    if file_format is None or file_format == DATASETS:
-        return []
-    return [
-        f"data.{key}={value}: data.format={file_format} numbers its columns (0: the first, "
-        f"-1: the last); a column name is for data.format={DATASETS}"
-        for key, value in columns.items()
-        if isinstance(value, str)
-    ]
+    problems = (conll_column_problem(key, value) for key, value in columns.items())
+    return [problem for problem in problems if problem]
 
 
 def _device_problems(trainer: DictConfig) -> list[str]:

@@ -912,6 +912,16 @@ def iter_gmb_file(
         raise CorpusFormatError(path, None, "no sentences", "rows of 'Sentence #,Word,POS,Tag'")
 
 
+def conll_column_problem(key: str, column: object) -> str | None:
+    """What is wrong with ``data.<key>`` as a CoNLL column, in words (None: nothing)."""
+    if _is_offset(column):
+        return None
+    return (
+        f"data.{key}={column}: a CoNLL file's columns are numbered (0: the first, -1: the "
+        f"last); a column's name is for data.format=datasets"
+    )
+
+
 def read_sentences(
     path: str | Path,
     format: str,
@@ -940,15 +950,10 @@ def iter_sentences(
         raise DataError(f"unknown data.format {format!r}; expected one of {FILE_FORMATS}")
     path = corpus_path(path)
     if format == "conll":
-        for option, column in (
-            ("data.token_column", token_column),
-            ("data.tag_column", tag_column),
-        ):
-            if not _is_offset(column):
-                raise DataError(
-                    f"{option}={column!r}: a CoNLL file's columns are numbered (0: the first, "
-                    "-1: the last); a column's name is for data.format=datasets"
-                )
+        for key, column in (("token_column", token_column), ("tag_column", tag_column)):
+            problem = conll_column_problem(key, column)
+            if problem:
+                raise DataError(problem)
         return iter_conll_file(path, encoding, token_column, tag_column, scheme)
     if format == "jsonl":
         return iter_jsonl_file(path, encoding, scheme)
