@@ -118,3 +118,38 @@ def test_bioes_training_labels(tmp_path: Path, cased_tokenizer):
     window = dm.windows["test"][0]
     owned = [window.labels[i] for i, w in enumerate(window.word_index) if w >= 0]
     assert [dm.labels[i] for i in owned] == ["B-per", "E-per"]
+
+
+def test_reading_options_are_one_object_given_whole_or_as_keywords(tmp_path: Path):
+    """ReadOptions lists the reading options once; keywords replace the object's values, and
+    a run's flat record reads back as the same options."""
+    from nerlit.data.corpus import ReadOptions, load_file
+    from nerlit.errors import DataError
+    from tests.conftest import write_gmb_csv
+
+    gmb = write_gmb_csv(tmp_path / "corpus.csv", make_sentences(20))
+    read = ReadOptions(format="gmb", encoding="cp1252", scheme="iob2")
+    whole, _ = load_corpus(gmb, read=read)
+    keywords, _ = load_corpus(gmb, format="gmb", encoding="cp1252", scheme="iob2")
+    inferred, _ = load_corpus(gmb)  # a .csv name is read as GMB
+    replaced, _ = load_corpus(gmb, read=ReadOptions(format="conll"), format="gmb")
+    assert whole == keywords == inferred == replaced and len(whole.train) == 16
+    assert load_file(gmb)[0] == load_file(gmb, read=read)[0]
+    record = {**read.as_record(), "train_file": str(gmb), "batch_size": 8, "encoding": None}
+    assert ReadOptions.of(record) == ReadOptions(format="gmb", scheme="iob2")
+    for bad in ({"format": "xml"}, {"scheme": "bio"}):
+        with pytest.raises(DataError, match=f"unknown data.{next(iter(bad))}"):
+            ReadOptions(**bad)
+    with pytest.raises(TypeError):
+        load_corpus(gmb, fromat="gmb")
+
+
+def test_a_runs_recorded_data_settings_hold_its_reading_options(tmp_path: Path):
+    from nerlit.data.corpus import ReadOptions
+
+    train = write_conll(tmp_path / "train.txt", make_sentences(30))
+    data = NerDataModule(str(train), scheme="iob2", cache=False, tokenizer=None)
+    data.corpus, data.report = load_corpus(**data.corpus_options, read=data.read_options)
+    config = data.data_record()["config"]
+    assert ReadOptions.of(config) == data.read_options == ReadOptions(format="conll", scheme="iob2")
+    assert {"format", "encoding", "token_column", "tag_column", "scheme"} <= set(config)

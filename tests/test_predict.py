@@ -164,6 +164,21 @@ def test_cli_config_reads_conll_through_token_column(ckpt: Path, tmp_path: Path)
     assert [line.rsplit("\t", 1)[0] for line in lines] == ["1\tNew York\tB-LOC", "2\tis\tO"]
 
 
+def test_the_output_name_picks_the_format_unless_one_is_given(ckpt: Path, tmp_path: Path):
+    """``output=tags.html`` wrote JSONL into a file named .html, exit 0."""
+    source = _write_lines(tmp_path / "in.txt")
+    written = {}
+    for name, given in (("a.html", None), ("b.HTM", None), ("c.jsonl", None), ("d.html", "jsonl")):
+        overrides = [f"ckpt_path={ckpt}", f"input={source}", f"output={tmp_path / name}"]
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            cfg = compose("predict.yaml", [*overrides, *([f"format={given}"] if given else [])])
+        predict(cfg)
+        written[name] = (tmp_path / name).read_text("utf-8")
+    assert written["a.html"].startswith("<!DOCTYPE html>") and written["b.HTM"].startswith("<!")
+    assert json.loads(written["c.jsonl"].splitlines()[0])["text"] == LINES[0]
+    assert json.loads(written["d.html"].splitlines()[0])["text"] == LINES[0]  # as asked
+
+
 def test_html_page_is_self_contained_with_a_legend(tagger: Tagger, tmp_path: Path):
     source = _write_lines(tmp_path / "in.txt")
     predict_file(tagger, source, tmp_path / "out.html", format="html")

@@ -116,7 +116,7 @@ def _loaded_stats(datamodule) -> dict:
     from nerlit.data.datamodule import apply_unknown_labels
     from nerlit.data.schemes import spans
 
-    corpus, report = load_corpus(**datamodule.corpus_options)
+    corpus, report = load_corpus(**datamodule.corpus_options, read=datamodule.read_options)
     apply_unknown_labels(corpus, corpus.labels(), datamodule.unknown_labels)
     encoder = datamodule.make_encoder()
     n_special = datamodule.window_limit() - encoder.budget

@@ -422,14 +422,14 @@ def _predict_schema() -> Schema:
         task_name=str,
         input=str,
         output=str,
-        format=str,
+        format=str | None,
         token_column=int,
         chunk_size=int,
         progress=bool | None,
         encoding=str,
     )
     rules.update(
-        format=one_of(OUTPUT_FORMATS),
+        format=one_of(OUTPUT_FORMATS, null="from the output's name: .html, .conll, else jsonl"),
         chunk_size=integer(1),
         encoding=Rule(CODEC, _codec_test),
     )

@@ -19,7 +19,6 @@ score, words, gold and predicted tags, the suspicious words with given and predi
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
 import math
@@ -38,7 +37,7 @@ from nerlit import extras
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.config_checks import validate
-from nerlit.data.corpus import load_corpus
+from nerlit.data.corpus import corpus_from_options
 from nerlit.data.types import Sentence
 from nerlit.errors import OptionError
 from nerlit.evaluation.label_noise import (
@@ -60,9 +59,7 @@ SPLITS = ("train", "val", "test")
 
 def audited_sentences(cfg: DictConfig) -> tuple[str, list[Sentence], list[str]]:
     """The corpus name, the sentences of ``cfg.splits`` (in corpus order) and each one's split."""
-    options = OmegaConf.to_container(cfg.data, resolve=True)
-    accepted = inspect.signature(load_corpus).parameters
-    corpus, _ = load_corpus(**{k: v for k, v in options.items() if k in accepted})
+    corpus, _ = corpus_from_options(OmegaConf.to_container(cfg.data, resolve=True))
     chosen = list(cfg.splits)
     unknown = [s for s in chosen if s not in SPLITS]
     if unknown or not chosen:

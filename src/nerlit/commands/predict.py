@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.config_checks import validate
-from nerlit.inference.files import PredictSummary, predict_file
+from nerlit.inference.files import PredictSummary, output_format, predict_file
 from nerlit.inference.loading import quiet_transformers
 from nerlit.inference.tagger import Tagger
 
@@ -22,11 +22,12 @@ def predict(cfg: DictConfig) -> PredictSummary:
     validate(cfg, "predict")  # before the model is loaded or the input read
     quiet_transformers()
     tagger = Tagger.from_config(cfg)
+    format = cfg.format or output_format(cfg.output)
     summary = predict_file(
         tagger,
         cfg.input,
         cfg.output,
-        format=cfg.format,
+        format=format,
         chunk_size=cfg.chunk_size,
         progress=cfg.progress,
         encoding=cfg.encoding,
@@ -36,7 +37,7 @@ def predict(cfg: DictConfig) -> PredictSummary:
         "tagged %d texts, %d entities (%s) -> %s",
         summary.texts,
         summary.entities,
-        cfg.format,
+        format,
         cfg.output,
     )
     return summary

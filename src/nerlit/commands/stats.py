@@ -94,7 +94,9 @@ def corpus_stats(datamodule: NerDataModule) -> dict:
                     if first is None or place < first[0]:
                         got["first"][kind] = (place, sentence)
 
-    for item in stream_corpus(**datamodule.corpus_options, report=report):
+    for item in stream_corpus(
+        **datamodule.corpus_options, read=datamodule.read_options, report=report
+    ):
         chunk.append(item)
         if len(chunk) == CHUNK:
             count(chunk)

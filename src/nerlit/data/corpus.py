@@ -10,13 +10,15 @@ what cannot be done (a split left without sentences) stops the run before traini
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from nerlit.data import readers
 from nerlit.data.hf_datasets import FORMAT as DATASETS
@@ -32,6 +34,52 @@ SPLITS = ("train", "val", "test")
 CORPUS_FORMATS = (*readers.FILE_FORMATS, DATASETS)
 #: what a split is read from: a file, or a split of a saved dataset
 Source = str | Path | DatasetSplit
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a corpus's files are read: every reading option, listed once.
+
+    The data configs set them as ``data.format``, ``data.encoding``, ... (keywords of
+    :class:`~nerlit.data.datamodule.NerDataModule`, checked by ``config_checks``);
+    :func:`load_corpus`, :func:`load_file` and :func:`stream_corpus` take them as this object
+    or as keywords; a run records them flat beside its other data settings (:meth:`of` reads
+    them back). A new reading option is a field here, its use in :func:`_sentences` and its
+    config default.
+    """
+
+    #: conll | jsonl | gmb | datasets; None: from the file's name (:func:`infer_format`)
+    format: str | None = None
+    #: None: UTF-8, else cp1252 or latin-1 where the whole file decodes so (GMB: cp1252)
+    encoding: str | None = None
+    #: a CoNLL file's columns by number, a saved dataset's by name
+    token_column: int | str = 0
+    tag_column: int | str = -1
+    #: auto (detected per file) | iob1 | iob2 | bioes
+    scheme: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in CORPUS_FORMATS:
+            raise DataError(
+                f"unknown data.format {self.format!r}; expected one of {CORPUS_FORMATS}"
+            )
+        if self.scheme not in SCHEMES:
+            raise DataError(f"unknown data.scheme {self.scheme!r}; expected one of {SCHEMES}")
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> ReadOptions:
+        """The reading options among ``values`` (a data config, a run's record); null or
+        absent ones keep their defaults."""
+        given = {f.name: values.get(f.name) for f in fields(cls)}
+        return cls(**{name: value for name, value in given.items() if value is not None})
+
+    def for_file(self, path: str | Path) -> ReadOptions:
+        """These options with the format settled: a given one, else the one ``path``'s name
+        suggests."""
+        return self if self.format else replace(self, format=infer_format(path))
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -160,19 +208,13 @@ def _detect(split: str, sentences: Iterable[Sentence], format: str) -> str:
     return evidence.scheme
 
 
-def _sentences(
-    path: Source,
-    format: str,
-    encoding: str | None,
-    token_column: int | str,
-    tag_column: int | str,
-    scheme: str,
-) -> Iterator[Sentence]:
+def _sentences(path: Source, read: ReadOptions) -> Iterator[Sentence]:
     """A source's sentences with their own tags, from the reader of its format."""
-    if format == DATASETS:
+    columns = (read.token_column, read.tag_column)
+    if read.format == DATASETS:
         source = path if isinstance(path, DatasetSplit) else DatasetSplit(str(path))
-        return iter_dataset(source, token_column, tag_column, scheme)
-    return iter_sentences(path, format, encoding, token_column, tag_column, scheme)
+        return iter_dataset(source, *columns, read.scheme)
+    return iter_sentences(path, read.format, read.encoding, *columns, read.scheme)
 
 
 def _sources(
@@ -196,20 +238,12 @@ def _source_name(path: Source) -> str:
 
 
 def _read_split(
-    split: str,
-    path: Source,
-    format: str,
-    encoding: str | None,
-    token_column: int | str,
-    tag_column: int | str,
-    scheme: str,
-    report: CorpusReport,
+    split: str, path: Source, read: ReadOptions, report: CorpusReport
 ) -> list[Sentence]:
     """One file as one IOB2 split, in its own scheme (detected from its tags unless named)."""
-    if scheme not in SCHEMES:
-        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
-    sentences = list(_sentences(path, format, encoding, token_column, tag_column, scheme))
-    found = _detect(split, sentences, format) if scheme == "auto" else scheme
+    scheme = read.scheme
+    sentences = list(_sentences(path, read))
+    found = _detect(split, sentences, read.format) if scheme == "auto" else scheme
     report.schemes[split] = found
     log.info("%s: %s, tag scheme %s%s", split, path, found, " (detected)" * (scheme == "auto"))
     kept = _to_iob2(split, sentences, found, report)
@@ -221,6 +255,11 @@ def _read_split(
             "at least 1 sentence with words",
         )
     return kept
+
+
+def _reading(read: ReadOptions | None, values: dict[str, Any], path: str | Path) -> ReadOptions:
+    """``read`` with keyword options on top, its format settled for ``path``."""
+    return replace(read or ReadOptions(), **values).for_file(path)
 
 
 def _smallest_train(fractions: Sequence[float], carved: Sequence[str]) -> int | None:
@@ -272,20 +311,19 @@ def load_corpus(
     train_file: str | Path,
     val_file: str | Path | None = None,
     test_file: str | Path | None = None,
-    format: str = "conll",
-    encoding: str | None = None,
-    token_column: int | str = 0,
-    tag_column: int | str = -1,
-    scheme: str = "auto",
+    *,
+    read: ReadOptions | None = None,
     split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
     split_seed: int = 42,
     name: str | None = None,
     train_split: str = "train",
     val_split: str | None = "validation",
     test_split: str | None = "test",
+    **reading: Any,
 ) -> tuple[Corpus, CorpusReport]:
     """Read the files, convert each from its own scheme to IOB2, and carve any missing val/test
-    split out of train.
+    split out of train. Reading options (:class:`ReadOptions`) as ``read=`` or as keywords
+    (``format="gmb"``), the keywords replacing the object's values.
 
     ``scheme='auto'`` detects each file's scheme from its own tags: files of one corpus may come
     from different tools. Missing splits take their share of ``split_fractions`` from the train
@@ -296,11 +334,11 @@ def load_corpus(
     ``train_split``/``val_split``/``test_split`` name its splits; one it lacks is carved as a
     missing file is (see :func:`~nerlit.data.hf_datasets.dataset_splits`).
     """
+    read = _reading(read, reading, train_file)
     given = {"train": train_file, "val": val_file, "test": test_file}
-    files = _sources(format, given, (train_split, val_split, test_split))
+    files = _sources(read.format, given, (train_split, val_split, test_split))
     report = CorpusReport()
-    reading = (format, encoding, token_column, tag_column, scheme, report)
-    splits = {split: _read_split(split, path, *reading) for split, path in files.items() if path}
+    splits = {s: _read_split(s, path, read, report) for s, path in files.items() if path}
     report.scheme = report.schemes["train"]
     missing = [s for s in SPLITS if s not in splits]
     if missing:
@@ -321,6 +359,15 @@ def load_corpus(
     return corpus, report
 
 
+def corpus_from_options(options: Mapping[str, Any]) -> tuple[Corpus, CorpusReport]:
+    """:func:`load_corpus` from a data config or a run's recorded data settings (flat, as
+    ``data.*``): the files, the reading options and the split settings among them; the rest
+    (batch sizes, windows) is not the corpus's business."""
+    taken = set(inspect.signature(load_corpus).parameters) - {"read", "reading"}
+    chosen = {key: value for key, value in options.items() if key in taken}
+    return load_corpus(**chosen, read=ReadOptions.of(options))
+
+
 def infer_format(path: str | Path) -> str:
     """The reader a file's name suggests: ``.jsonl`` -> jsonl, ``.csv(.gz)`` -> gmb, else conll."""
     name = Path(path).name.lower().removesuffix(".gz")
@@ -332,20 +379,17 @@ def infer_format(path: str | Path) -> str:
 def load_file(
     path: str | Path,
     split: str = "test",
-    format: str | None = None,
-    encoding: str | None = None,
-    token_column: int | str = 0,
-    tag_column: int | str = -1,
-    scheme: str = "auto",
+    *,
+    read: ReadOptions | None = None,
+    **reading: Any,
 ) -> tuple[list[Sentence], CorpusReport]:
     """One file as one IOB2 split, with no train file: what a user scores a model on.
 
-    ``format=None`` infers it from the name (:func:`infer_format`); ``scheme='auto'`` detects it
-    from this file's own tags, as :func:`load_corpus` does for each of its files.
+    Without a format it is inferred from the name (:func:`infer_format`); ``scheme='auto'``
+    detects it from this file's own tags, as :func:`load_corpus` does for each of its files.
     """
     report = CorpusReport()
-    format = format or infer_format(path)
-    sentences = _read_split(split, path, format, encoding, token_column, tag_column, scheme, report)
+    sentences = _read_split(split, path, _reading(read, reading, path), report)
     report.scheme = report.schemes[split]
     return sentences, report
 
@@ -354,11 +398,8 @@ def stream_corpus(
     train_file: str | Path,
     val_file: str | Path | None = None,
     test_file: str | Path | None = None,
-    format: str = "conll",
-    encoding: str | None = None,
-    token_column: int | str = 0,
-    tag_column: int | str = -1,
-    scheme: str = "auto",
+    *,
+    read: ReadOptions | None = None,
     split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
     split_seed: int = 42,
     name: str | None = None,
@@ -366,6 +407,7 @@ def stream_corpus(
     train_split: str = "train",
     val_split: str | None = "validation",
     test_split: str | None = "test",
+    **reading: Any,
 ) -> Iterator[tuple[str, int, Sentence]]:
     """:func:`load_corpus`'s sentences as (split, place, IOB2 sentence), none of them held:
     the same readers, checks, schemes, repairs and carving, and ``report`` filled as it does
@@ -375,17 +417,17 @@ def stream_corpus(
     split as :func:`load_corpus` orders it. Given files come one after another, train first.
     """
     report = report if report is not None else CorpusReport()
-    if scheme not in SCHEMES:
-        raise DataError(f"unknown data.scheme {scheme!r}; expected one of {SCHEMES}")
+    read = _reading(read, reading, train_file)
+    scheme = read.scheme
     given = {"train": train_file, "val": val_file, "test": test_file}
-    files = _sources(format, given, (train_split, val_split, test_split))
+    files = _sources(read.format, given, (train_split, val_split, test_split))
     missing = [s for s in SPLITS if not files[s]]
     for split, path in files.items():
         if not path:
             continue
 
-        def read(path=path):
-            return _sentences(path, format, encoding, token_column, tag_column, scheme)
+        def sentences(path=path):
+            return _sentences(path, read)
 
         carving = split == "train" and missing
         counted = [0]
@@ -396,11 +438,11 @@ def stream_corpus(
                 yield sentence
 
         if scheme == "auto":
-            found = _detect(split, counting(read()), format)
+            found = _detect(split, counting(sentences()), read.format)
         else:
             found = scheme
             if carving:
-                for _ in counting(read()):
+                for _ in counting(sentences()):
                     pass
         report.schemes[split] = found
         log.info("%s: %s, tag scheme %s%s", split, path, found, " (detected)" * (scheme == "auto"))
@@ -445,7 +487,7 @@ def stream_corpus(
                 raise AssertionError(place)
 
         kept = 0
-        for index, sentence in enumerate(_iob2_stream(split, read(), found, report)):
+        for index, sentence in enumerate(_iob2_stream(split, sentences(), found, report)):
             kept += 1
             yield (*deal(index), sentence) if deal else (split, index, sentence)
         if not kept:

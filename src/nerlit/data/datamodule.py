@@ -15,7 +15,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from nerlit.data.cache import cache_key, load_entry, save_entry
-from nerlit.data.corpus import CorpusReport, load_corpus
+from nerlit.data.corpus import CorpusReport, ReadOptions, load_corpus
 from nerlit.data.encoding import (
     LengthGroupedBatchSampler,
     SubwordEncoder,
@@ -134,15 +134,17 @@ class NerDataModule(L.LightningDataModule):
         super().__init__()
         if train_scheme not in ("iob2", "bioes"):
             raise DataError(f"data.train_scheme must be iob2 or bioes, got {train_scheme!r}")
-        self.corpus_options = dict(
-            train_file=train_file,
-            val_file=val_file,
-            test_file=test_file,
+        self.read_options = ReadOptions(
             format=format,
             encoding=encoding,
             token_column=token_column,
             tag_column=tag_column,
             scheme=scheme,
+        )
+        self.corpus_options = dict(
+            train_file=train_file,
+            val_file=val_file,
+            test_file=test_file,
             split_fractions=split_fractions,
             split_seed=split_seed,
             name=name,
@@ -188,6 +190,11 @@ class NerDataModule(L.LightningDataModule):
         self.with_context: dict[str, int] = {}
         self.mapped_unknown: dict[str, int] = {}
 
+    def settings(self) -> dict:
+        """Every data setting that shapes the run's splits, inputs and scores, flat as the
+        ``data.*`` keys: what the corpus cache is keyed by and the run records."""
+        return {**self.corpus_options, **self.read_options.as_record(), **self.run_options}
+
     def window_limit(self) -> int:
         """The encoder's window: the configured max_length, else the tokenizer's own limit."""
         limit = window_limit(self.tokenizer)
@@ -220,7 +227,7 @@ class NerDataModule(L.LightningDataModule):
                 "batches are cut from windows in length order, so set data.length_grouping=true "
                 "or data.max_tokens=null (batches of data.batch_size random windows)"
             )
-        options = {**self.corpus_options, **self.run_options, "window": limit}
+        options = {**self.settings(), "window": limit}
         key = cache_key(options, self.tokenizer) if self.cache else None
         entry = load_entry(key) if key else None
         if entry is not None:
@@ -261,7 +268,7 @@ class NerDataModule(L.LightningDataModule):
 
     def read_and_encode(self) -> None:
         """Read the corpus files, fix the labels and cut every split into windows."""
-        corpus, self.report = load_corpus(**self.corpus_options)
+        corpus, self.report = load_corpus(**self.corpus_options, read=self.read_options)
         self.labels = corpus.labels(self.train_scheme)
         self.mapped_unknown = apply_unknown_labels(corpus, corpus.labels(), self.unknown_labels)
         label2id = {label: i for i, label in enumerate(self.labels)}
@@ -331,7 +338,7 @@ class NerDataModule(L.LightningDataModule):
         """
         if self.corpus is None:
             raise RuntimeError("data_record() needs the splits: call setup() first")
-        config = dict(self.corpus_options, **self.run_options)
+        config = self.settings()
         for key in ("train_file", "val_file", "test_file"):
             if config[key]:
                 config[key] = str(Path(config[key]).expanduser().resolve())

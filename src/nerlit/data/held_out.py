@@ -9,7 +9,6 @@ holding them is refused unless the caller allows it.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from nerlit.data.corpus import infer_format, load_corpus, load_file
+from nerlit.data.corpus import ReadOptions, corpus_from_options, infer_format, load_file
 from nerlit.data.datamodule import fingerprint, fingerprint_set
 from nerlit.data.schemes import split_tag
 from nerlit.data.types import Sentence
@@ -46,8 +45,7 @@ class EvalSplit:
 
 
 def _corpus_split(options: dict, split: str) -> tuple[str, list[Sentence]]:
-    accepted = inspect.signature(load_corpus).parameters
-    corpus, _ = load_corpus(**{k: v for k, v in options.items() if k in accepted})
+    corpus, _ = corpus_from_options(options)
     return corpus.name, corpus.splits()[split]
 
 
@@ -81,13 +79,9 @@ def _standalone(options: dict, split: str) -> EvalSplit:
                 f"data=..., carves the splits as training does)"
             )
         (split,) = files
-    reading = {
-        k: options[k]
-        for k in ("format", "encoding", "token_column", "tag_column", "scheme")
-        if options.get(k) is not None
-    }
-    sentences, report = load_file(files[split], split, **reading)
-    reading.update(format=reading.get("format") or infer_format(files[split]), scheme=report.scheme)
+    read = ReadOptions.of(options).for_file(files[split])
+    sentences, report = load_file(files[split], split, read=read)
+    reading = replace(read, scheme=report.scheme).as_record()
     path = str(Path(files[split]).expanduser().resolve())
     scoring = {k: options[k] for k in ("unknown_labels", "reference_types") if k in options}
     options = {f"{split}_file": path, **reading, **scoring}

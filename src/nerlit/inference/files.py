@@ -124,11 +124,19 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+def output_format(output: str | Path) -> str:
+    """The format an output's name asks for: ``.html``/``.htm`` -> html, ``.conll`` -> conll,
+    anything else (``.jsonl``, stdout) -> jsonl. Why: ``output=tags.html`` once wrote JSONL into
+    a file named .html, exit 0."""
+    suffix = Path(str(output)).suffix.lower()
+    return {".html": "html", ".htm": "html", ".conll": "conll"}.get(suffix, "jsonl")
+
+
 def predict_file(
     tagger: Tagger,
     input: str | Path,
     output: str | Path,
-    format: str = "jsonl",
+    format: str | None = None,
     chunk_size: int = 2048,
     progress: bool | None = None,
     encoding: str | None = "utf-8",
@@ -139,7 +147,9 @@ def predict_file(
     ``encoding`` is the input's (a byte order mark overrides it; None: UTF-8, else cp1252 or
     latin-1, as corpora are read); output is always UTF-8. ``progress=None`` shows a bar (on
     stderr) when the input has more lines than one chunk. ``token_column``: CoNLL's word column.
+    ``format=None``: from the output's name (:func:`output_format`).
     """
+    format = format or output_format(output)
     if format not in OUTPUT_FORMATS:
         raise OptionError(f"format={format!r} is not one of {OUTPUT_FORMATS}")
     total = _count_lines(input, encoding) if progress is not False else None
