@@ -201,6 +201,14 @@ SEED = integer(0, 2**32 - 1)
 MIN_WINDOW = 4
 
 
+#: data.pad_to_multiple_of (null: exact); the Tagger's takes the same values but null
+PAD_MULTIPLE = Rule(
+    "an integer >= 1 or auto (exact on a CPU, a multiple of 32 on a GPU)",
+    lambda v: v == "auto" or (_is_int(v) and v >= 1),
+    "exact padding",
+)
+
+
 #: a file's column by number, a saved dataset's (data.format=datasets) by name
 COLUMN = Rule(
     "an integer (0: the first column, -1: the last), or a dataset's column name",
@@ -224,11 +232,7 @@ def _data_rules() -> dict[str, Rule]:
         "batch_size": integer(1),
         "eval_batch_size": integer(1),
         "max_tokens": integer(MIN_WINDOW, null="batches of batch_size windows"),
-        "pad_to_multiple_of": Rule(
-            "an integer >= 1 or auto (exact on a CPU, a multiple of 32 on a GPU)",
-            lambda v: v == "auto" or (_is_int(v) and v >= 1),
-            "exact padding",
-        ),
+        "pad_to_multiple_of": PAD_MULTIPLE,
         "max_length": integer(MIN_WINDOW, null="the encoder's own limit"),
         "stride": integer(0),
         "context": integer(0),
@@ -388,7 +392,7 @@ def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
         "concurrent_batches": integer(1, null="the backend's choice"),
         "pad_to_multiple_of": Rule(
             "an integer >= 1 (1: exact padding) or auto (8 on a CPU, 32 on a GPU)",
-            lambda v: v == "auto" or (_is_int(v) and v >= 1),
+            PAD_MULTIPLE.test,
         ),
     }
     return keys, rules
