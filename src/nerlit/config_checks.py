@@ -201,10 +201,16 @@ SEED = integer(0, 2**32 - 1)
 MIN_WINDOW = 4
 
 
+def _pad_multiple(value: Any) -> bool:
+    from nerlit.data.encoding import is_pad_multiple  # torch: not for a config check's import
+
+    return is_pad_multiple(value)
+
+
 #: data.pad_to_multiple_of (null: exact); the Tagger's takes the same values but null
 PAD_MULTIPLE = Rule(
     "an integer >= 1 or auto (exact on a CPU, a multiple of 32 on a GPU)",
-    lambda v: v == "auto" or (_is_int(v) and v >= 1),
+    _pad_multiple,
     "exact padding",
 )
 

@@ -278,14 +278,22 @@ def resolve_pad_multiple(
     every new shape and a long input's memory grows with it."""
     if value is None:
         return None
-    if value == "auto":
-        return cpu_auto if device_type == "cpu" else GPU_PAD_MULTIPLE
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_pad_multiple(value):
         raise DataError(
             f"data.pad_to_multiple_of={value!r}: expected a whole number of subwords >= 1, "
             f"null for exact padding, or auto"
         )
+    if value == "auto":
+        return cpu_auto if device_type == "cpu" else GPU_PAD_MULTIPLE
     return value
+
+
+def is_pad_multiple(value: object) -> bool:
+    """A padding multiple a user may give: a whole number of subwords >= 1, or ``auto``; the
+    one test behind the training data's, the Tagger's and the config checks' refusals."""
+    if value == "auto":
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 #: ``auto`` padding on a GPU: BERT-base lengths on GMB stay within a handful of shapes

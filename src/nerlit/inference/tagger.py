@@ -27,6 +27,7 @@ import torch
 from nerlit.data.encoding import (
     SubwordEncoder,
     collate_windows,
+    is_pad_multiple,
     padded_width,
     resolve_pad_multiple,
     window_limit,
@@ -98,7 +99,7 @@ class TaggerOptions:
         if self.max_length is not None and not _is_int(self.max_length):
             raise OptionError(f"max_length={self.max_length!r}: expected a number of subwords")
         multiple = self.pad_to_multiple_of
-        if multiple != "auto" and (not _is_int(multiple) or multiple < 1):
+        if not is_pad_multiple(multiple):
             raise OptionError(
                 f"pad_to_multiple_of={multiple!r}: expected a whole number of subwords >= 1 "
                 f"(1: exact padding), or auto"
