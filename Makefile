@@ -67,4 +67,8 @@ bench-tta: install
 bench-serve: install
 	$(BIN)/python bench/serve.py $(ARGS)
 
+## nerlit serve's RSS after ordinary traffic and maximum-size requests, against idle: ARGS="--model CKPT"
+bench-serve-memory: install
+	$(BIN)/python bench/serve_memory.py $(ARGS)
+
 bench: bench-train bench-inference

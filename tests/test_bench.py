@@ -35,6 +35,9 @@ INFERENCE_LAST = re.compile(
     r"int8_f1_delta=(-?\d\.\d{4}) best_backend=(torch|onnx)-(fp32|bf16|int8) "
     rf"overhead_vs_bare={NUMBER}$"
 )
+SERVE_MEMORY_LAST = re.compile(
+    rf"^after_max_vs_idle={NUMBER} after_traffic_vs_idle={NUMBER} idle_mb=(\d+)$"
+)
 SERVE_LAST = re.compile(
     r"^serve_vs_inprocess_(\d+)=(\d+\.\d\d) errors=(\d+) p99_ms_\d+=\S+ differ=(\d+)$"
 )
@@ -339,3 +342,14 @@ def test_serve_script_two_client_counts(tiny_gmb, tmp_path_factory):
     match = SERVE_LAST.match(last)
     assert match, last
     assert match.group(1) == "4" and match.group(3) == "0" and match.group(4) == "0", last
+
+
+@pytest.mark.slow
+def test_serve_memory_script_reads_the_servers_rss_after_each_burst(tiny_gmb, tmp_path_factory):
+    """``make bench-serve-memory``'s script: the real server, one maximum-size request."""
+    checkpoint = tiny_checkpoint(tmp_path_factory)
+    argv = ["--model", str(checkpoint), "--max-requests", "1", "--small-requests", "5"]
+    last = _run("serve_memory.py", [*argv, "--settle", "0.5"], tiny_gmb, 600)
+    match = SERVE_MEMORY_LAST.match(last)
+    assert match and "nan" not in last, last
+    assert float(match.group(1)) >= 0.5 and int(match.group(3)) > 100, last

@@ -274,6 +274,7 @@ def test_holm_adjustment_matches_the_textbook_example():
     assert holm_adjusted([0.04, 0.01, 0.03, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
 
 
+@pytest.mark.slow
 def test_a_sweep_with_one_finished_run_is_one_line(tmp_path: Path):
     folder = _sweep(tmp_path / "sweep", [("seed=1", 0.8, 0.1)])
     _one_line(_cli(f"sweep={folder}"), f"sweep={folder}: 1 finished run(s)")

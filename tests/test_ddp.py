@@ -97,6 +97,7 @@ def _evaluate(corpus: Path, ckpt: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_one_checkpoint_scores_the_same_on_one_and_two_processes(checkpoint, tmp_path: Path):
     corpus, ckpt = checkpoint
     threads = torch.get_num_threads()
@@ -139,8 +140,11 @@ NERLIT = str(Path(sys.executable).with_name("nerlit"))
     ("command", "strategy"),
     [
         ([NERLIT, "train"], "trainer=ddp"),
-        ([NERLIT, "train"], "trainer.devices=2"),  # Lightning's own ddp launcher
-        ([sys.executable, "-m", "nerlit.train"], "trainer.devices=2"),
+        # Lightning's own ddp launcher; slow (16 s each) to keep make test under 10 minutes
+        pytest.param([NERLIT, "train"], "trainer.devices=2", marks=pytest.mark.slow),
+        pytest.param(
+            [sys.executable, "-m", "nerlit.train"], "trainer.devices=2", marks=pytest.mark.slow
+        ),
     ],
     ids=["nerlit train trainer=ddp", "nerlit train devices=2", "python -m devices=2"],
 )

@@ -103,6 +103,7 @@ def _validated_epochs(job_dir: str | Path) -> list[str]:
         return [row["epoch"] for row in csv.DictReader(handle) if row["val/f1"]]
 
 
+@pytest.mark.slow
 def test_optuna_pruner_stops_trials_after_a_validation(gmb_file: Path, tmp_path: Path):
     sweep = tmp_path / "pruned"
     _run(

@@ -13,12 +13,13 @@ import concurrent.futures
 import contextlib
 import ctypes
 import functools
+import gc
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -314,26 +315,41 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_memory() -> bool:
-    """Give the memory a finished burst freed back to the system: glibc's ``malloc_trim(0)``.
+    """Give the memory a finished burst freed back to the system: a garbage collection, then
+    glibc's ``malloc_trim(0)``.
 
     Why: a server at 439 MB idle (tiny model) stayed at 827-856 MB after maximum-size
-    requests (256 texts of 10,000 characters), for as long as it ran. Three things held it:
+    requests (256 texts of 10,000 characters), for as long as it ran. Four things held it:
     the batcher thread kept its last batch (texts, and entities in the futures) while waiting for
-    the next (dropped now); glibc keeps freed small chunks in its heaps and per-thread arenas,
-    which only ``malloc_trim`` hands back (16-30 ms); and CPython's small-object allocator
-    (pymalloc) frees a 1 MiB arena only when it is wholly empty: modules first imported during a
-    request (``rich``, via :func:`predict_record`) pinned ~100 of them, so :func:`serve` imports
-    them before the first request. Measured on the server, idle 440 MB: after 1 and 4 maximum-
-    size requests 552 and 593 MB (before: 833 and 827). What remains is pymalloc arenas pinned
-    by a few hundred small objects torch and transformers keep; started with
-    ``PYTHONMALLOC=malloc`` (no pymalloc) the server measured 494-508 MB (idle 450).
-    Returns whether a trim ran (False off glibc).
+    the next (dropped now); a request leaves reference cycles (asyncio and Starlette objects)
+    that only the cyclic collector frees, and until then they hold the request's memory: with
+    ``PYTHONMALLOC=malloc`` a trim alone left +160 MB after one such request, a collection then
+    a trim +20 MB; glibc keeps freed small chunks in its heaps and per-thread arenas, which only
+    ``malloc_trim`` hands back (16-30 ms); and CPython's small-object allocator (pymalloc) frees
+    a 1 MiB arena only when it is wholly empty: modules first imported during a request
+    (``rich``, via :func:`predict_record`) pinned ~100 of them, so :func:`serve` imports them
+    before the first request. What remains is arenas pinned by the few small objects a burst
+    leaves alive (see docs/serving.md). The collection is cheap because the start-up objects are
+    frozen (:func:`freeze_startup_objects`). Returns whether a trim ran (False off glibc).
     """
     trim = _malloc_trim()
     if trim is None:
         return False
+    gc.collect()
     trim(0)
     return True
+
+
+def freeze_startup_objects() -> None:
+    """Collect the start-up garbage, then move every object alive (the model, its modules: ~390k
+    objects) out of the cyclic collector's sight with :func:`gc.freeze`.
+
+    Why: a full collection walked them all, 200 ms of the GIL (every request stalled) at each
+    :func:`release_memory` and at each automatic oldest-generation collection; frozen, ~0 ms.
+    They live as long as the server anyway, so none of them is garbage the collector could free.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class MemoryReleaser:
@@ -398,7 +414,7 @@ def build_app(
         except Exception as error:  # a model failure: this request's alone, logged by the batcher
             detail = f"tagging failed: {type(error).__name__}: {error}"
             return _json_response({"detail": detail}, 500)
-        return _json_response({"results": list(map(predict_record, texts, entities))})
+        return _records_response(map(predict_record, texts, entities))
 
     async def refused(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)  # unknown path (404), wrong method (405)
@@ -508,6 +524,7 @@ def _lifespan(batcher: Batcher) -> Callable[[Any], contextlib.AbstractAsyncConte
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         batcher.start()
+        freeze_startup_objects()
         yield
         batcher.stop()
 
@@ -547,6 +564,17 @@ def _json_response(
     # raw UTF-8, as nerlit predict writes its JSONL
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(body, status, headers, media_type="application/json")
+
+
+def _records_response(records: Iterable[dict]) -> Response:
+    """``{"results": [...]}`` encoded one record at a time, as :func:`_json_response` would
+    encode it whole: a record's dicts (one per entity) are freed as soon as it is text, so a
+    maximum-size request never holds every entity's dict at once (see :func:`release_memory`)."""
+    from starlette.responses import Response
+
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    body = '{"results":[' + ",".join(map(encode, records)) + "]}"
+    return Response(body.encode("utf-8"), 200, media_type="application/json")
 
 
 def load_tagger(cfg: DictConfig) -> Tagger:

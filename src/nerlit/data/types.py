@@ -30,12 +30,13 @@ class Sentence:
         return len(self.words)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entity:
     """A typed span: ``text == original[start:end]``; words ``word_start:word_end`` of the input.
 
     ``score`` is the mean, over the span's words, of the probability of each word's chosen tag
-    (the pipeline's entity score, for the same tags).
+    (the pipeline's entity score, for the same tags). Slotted: a 256-text request of 10,000
+    characters holds ~200k of them at once, and a per-instance ``__dict__`` doubled their size.
     """
 
     text: str
