@@ -556,25 +556,29 @@ async def _read_body(request: Request, limit: int, timeout: float = 60.0) -> byt
     return b"".join(chunks)
 
 
+#: raw UTF-8 JSON, compact, as nerlit predict writes its JSONL
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json_response(
     payload: dict, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    from starlette.responses import Response
-
-    # raw UTF-8, as nerlit predict writes its JSONL
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(body, status, headers, media_type="application/json")
+    return _json_text_response(_encode_json(payload), status, headers)
 
 
 def _records_response(records: Iterable[dict]) -> Response:
     """``{"results": [...]}`` encoded one record at a time, as :func:`_json_response` would
     encode it whole: a record's dicts (one per entity) are freed as soon as it is text, so a
     maximum-size request never holds every entity's dict at once (see :func:`release_memory`)."""
+    return _json_text_response('{"results":[' + ",".join(map(_encode_json, records)) + "]}")
+
+
+def _json_text_response(
+    body: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     from starlette.responses import Response
 
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    body = '{"results":[' + ",".join(map(encode, records)) + "]}"
-    return Response(body.encode("utf-8"), 200, media_type="application/json")
+    return Response(body.encode("utf-8"), status, headers, media_type="application/json")
 
 
 def load_tagger(cfg: DictConfig) -> Tagger:
