@@ -204,6 +204,36 @@ def test_predict_and_evaluate_take_the_tagger_options_from_one_group(verb: str):
     assert all(key in cfg for key in shared)
 
 
+@pytest.mark.parametrize(
+    "key, bad",
+    [("batch_size", 0), ("max_length", 2), ("pad_to_multiple_of", "x"), ("decode", "foo")],
+)
+def test_a_tagger_option_is_judged_by_one_rule_from_python_and_from_an_override(key, bad):
+    """``Tagger.load(batch_size=0)`` and ``nerlit predict batch_size=0`` print the same line:
+    the rule is TaggerOptions', and the config check reads it from there."""
+    from nerlit.config_checks import problems_of
+    from nerlit.errors import OptionError
+    from nerlit.inference.tagger import TaggerOptions
+
+    with pytest.raises(OptionError) as raised:
+        TaggerOptions(**{key: bad})
+    overrides = ["ckpt_path=m.ckpt", "input=in.txt", "output=o.jsonl", f"{key}={bad}"]
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("predict.yaml", overrides=overrides)
+    assert problems_of(cfg, "predict") == [str(raised.value)]
+
+
+@pytest.mark.parametrize("key, bad", [("scheme", "bio"), ("format", "xml"), ("encoding", "nope")])
+def test_a_reading_option_is_judged_by_one_rule_from_python_and_from_an_override(key, bad):
+    from nerlit.config_checks import problems_of
+    from nerlit.data.corpus import ReadOptions
+    from nerlit.errors import DataError
+
+    with pytest.raises(DataError) as raised:
+        ReadOptions(**{key: bad})
+    assert problems_of(compose_train([f"data.{key}={bad}"]), "train") == [str(raised.value)]
+
+
 @pytest.mark.parametrize("verb", ["predict", "evaluate"])
 def test_every_tagger_option_is_one_the_verb_reads(verb: str, caplog):
     """An option added to ``tagger/default.yaml`` but not to the verb's schema would be warned

@@ -184,3 +184,20 @@ def test_the_nerlit_command_lists_its_verbs_and_each_verb_its_own_options(instal
         [sys.executable, str(script), "tran"], env=installed, capture_output=True, text=True
     )
     assert wrong.returncode != 0 and "unknown command 'tran'" in wrong.stderr
+
+
+def test_the_readmes_architecture_names_every_folder_and_module_of_the_package():
+    """The README's layout block has a line for each folder and top-level module of
+    ``src/nerlit`` (the verbs' ``python -m`` shims as ``<verb>.py``): a new one must be named."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("\nsrc/nerlit/\n") : readme.index("\nsrc/hydra_plugins/")]
+    named = {line.split()[0] for line in block.splitlines()[2:] if line.startswith("  ")}
+    package = REPO_ROOT / "src" / "nerlit"
+    verbs = {p.stem for p in (package / "commands").glob("*.py")} - {"__init__", "cli"}
+    entries = {
+        f"{p.name}/" if p.is_dir() else p.name
+        for p in package.iterdir()
+        if not p.name.startswith("_") and (p.is_dir() or p.suffix == ".py")
+    }
+    entries = {e for e in entries if e.removesuffix(".py") not in verbs} | {"<verb>.py"}
+    assert named == entries, f"README lists {sorted(named)}, src/nerlit has {sorted(entries)}"

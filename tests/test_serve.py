@@ -330,7 +330,7 @@ def test_serve_reads_the_tagger_options_as_predict_does(monkeypatch):
         for verb in ("serve", "predict"):
             load_tagger(compose(f"{verb}.yaml", overrides=overrides))
     assert seen[0] == seen[1] == TaggerOptions(decode="argmax", precision="fp32", backend="onnx")
-    with pytest.raises(OptionError, match="^batch_size=0: expected windows per forward pass"):
+    with pytest.raises(OptionError, match="^batch_size=0: expected an integer >= 1$"):
         load_tagger(OmegaConf.create({"ckpt_path": "m", "batch_size": 0}))
 
 

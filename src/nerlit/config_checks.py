@@ -25,10 +25,8 @@ Where the schema comes from, and why:
 
 from __future__ import annotations
 
-import codecs
 import inspect
 import logging
-import math
 import os
 import types
 import typing
@@ -42,6 +40,18 @@ from omegaconf.errors import MissingMandatoryValue
 
 from nerlit.config import CONFIG_DIR
 from nerlit.errors import ConfigError
+from nerlit.options import (
+    MIN_WINDOW,
+    Rule,
+    codec,
+    integer,
+    is_int,
+    is_number,
+    number,
+    one_of,
+    pad_multiple,
+    shown,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,90 +64,11 @@ _NoneType = type(None)
 # -- rules: what type hints cannot say -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Rule:
-    """What a key allows, in words, and the test of a value; ``null`` says what null means."""
-
-    allowed: str
-    test: Callable[[Any], bool]
-    null: str | None = None
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.null is not None
-        try:
-            return bool(self.test(value))
-        except (TypeError, ValueError):
-            return False
-
-    def describe(self) -> str:
-        return self.allowed if self.null is None else f"{self.allowed}, or null ({self.null})"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def integer(minimum: int, maximum: int | None = None, *, null: str | None = None) -> Rule:
-    bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-    return Rule(
-        f"an integer {bound}",
-        lambda v: _is_int(v) and v >= minimum and (maximum is None or v <= maximum),
-        null,
-    )
-
-
-def number(
-    low: float,
-    high: float | None = None,
-    *,
-    open_low: bool = False,
-    open_high: bool = False,
-    null: str | None = None,
-) -> Rule:
-    if high is None:
-        text = f"a number {'>' if open_low else '>='} {low:g}"
-    else:
-        text = f"a number in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-
-    def test(v: Any) -> bool:
-        if not _is_number(v):
-            return False
-        above = v > low if open_low else v >= low
-        below = high is None or (v < high if open_high else v <= high)
-        return above and below
-
-    return Rule(text, test, null)
-
-
-def one_of(choices: Iterable[Any], *, null: str | None = None) -> Rule:
-    choices = tuple(choices)
-    return Rule(f"one of {', '.join(map(_shown, choices))}", lambda v: v in choices, null)
-
-
-def _known_codec(value: Any) -> bool:
-    return isinstance(value, str) and bool(codecs.lookup(value))
-
-
-def _codec_test(value: Any) -> bool:
-    try:
-        return _known_codec(value)
-    except LookupError:
-        return False
-
-
-CODEC = "an encoding Python knows (utf-8, latin-1, cp1252, ...)"
-
-
 def _split_fractions(value: Any) -> bool:
     return (
         isinstance(value, list)
         and len(value) == 3
-        and all(_is_number(v) and v >= 0 for v in value)
+        and all(is_number(v) and v >= 0 for v in value)
         and abs(sum(value) - 1.0) <= 1e-6
     )
 
@@ -150,7 +81,7 @@ SPLIT_FRACTIONS = Rule(
 def _batches_limit(null: str) -> Rule:
     return Rule(
         "an integer >= 0 (batches) or a number in [0, 1] (a fraction)",
-        lambda v: (_is_int(v) and v >= 0) or (_is_number(v) and 0 <= v <= 1),
+        lambda v: (is_int(v) and v >= 0) or (is_number(v) and 0 <= v <= 1),
         null,
     )
 
@@ -197,40 +128,13 @@ def _registered(kind: str) -> Rule:
 
 #: DDP ranks, sweep jobs: every seed Lightning's seed_everything takes.
 SEED = integer(0, 2**32 - 1)
-#: At least the 2 special tokens of an encoder window plus 2 subwords of words.
-MIN_WINDOW = 4
-
-
-def _pad_multiple(value: Any) -> bool:
-    from nerlit.data.encoding import is_pad_multiple  # torch: not for a config check's import
-
-    return is_pad_multiple(value)
-
-
-#: data.pad_to_multiple_of (null: exact); the Tagger's takes the same values but null
-PAD_MULTIPLE = Rule(
-    "an integer >= 1 or auto (exact on a CPU, a multiple of 32 on a GPU)",
-    _pad_multiple,
-    "exact padding",
-)
-
-
-#: a file's column by number, a saved dataset's (data.format=datasets) by name
-COLUMN = Rule(
-    "an integer (0: the first column, -1: the last), or a dataset's column name",
-    lambda v: _is_int(v) or (isinstance(v, str) and v.strip() != ""),
-)
 
 
 def _data_rules() -> dict[str, Rule]:
-    from nerlit.data.corpus import CORPUS_FORMATS
+    from nerlit.data.corpus import ReadOptions
 
     return {
-        "format": one_of(CORPUS_FORMATS),
-        "encoding": Rule(CODEC, _codec_test, "UTF-8, falling back to latin-1"),
-        "token_column": COLUMN,
-        "tag_column": COLUMN,
-        "scheme": one_of(("auto", "iob1", "iob2", "bioes")),
+        **ReadOptions.RULES,
         "train_scheme": one_of(("iob2", "bioes")),
         "split_fractions": SPLIT_FRACTIONS,
         "split_seed": SEED,
@@ -238,7 +142,9 @@ def _data_rules() -> dict[str, Rule]:
         "batch_size": integer(1),
         "eval_batch_size": integer(1),
         "max_tokens": integer(MIN_WINDOW, null="batches of batch_size windows"),
-        "pad_to_multiple_of": PAD_MULTIPLE,
+        "pad_to_multiple_of": pad_multiple(
+            "exact on a CPU, a multiple of 32 on a GPU", null="exact padding"
+        ),
         "max_length": integer(MIN_WINDOW, null="the encoder's own limit"),
         "stride": integer(0),
         "context": integer(0),
@@ -268,7 +174,7 @@ OPTIMIZER_RULES = {
     "betas": Rule(
         "2 numbers in [0, 1), e.g. [0.9,0.999]",
         lambda v: (
-            isinstance(v, list) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v)
+            isinstance(v, list) and len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v)
         ),
     ),
 }
@@ -373,34 +279,20 @@ def _train_schema() -> Schema:
 
 
 def _tagger_keys() -> tuple[dict[str, Any], dict[str, Rule]]:
-    """Keys evaluate and predict pass to ``Tagger.load``."""
+    """Keys evaluate, predict and serve pass to ``Tagger.load``: TaggerOptions' fields, with
+    their types and rules (listed once, there), and the two the verbs use themselves."""
     from dataclasses import fields
     from typing import get_type_hints
 
-    from nerlit.inference.tagger import BACKENDS, PRECISIONS, TaggerOptions
-    from nerlit.models.decoding import DECODERS
+    from nerlit.inference.tagger import TaggerOptions
 
-    # the options themselves are TaggerOptions' fields, with their types: listed once
     hints = get_type_hints(TaggerOptions)
     keys = {
         "ckpt_path": str,
         "threads": int | None,
         **{option.name: hints[option.name] for option in fields(TaggerOptions)},
     }
-    rules = {
-        "backend": one_of(BACKENDS),
-        "decode": one_of(DECODERS, null="as the run validated"),
-        "batch_size": integer(1),
-        "max_length": integer(MIN_WINDOW, null="the run's"),
-        "stride": integer(0, null="the run's"),
-        "precision": one_of(PRECISIONS),
-        "threads": integer(1, null="torch's default"),
-        "concurrent_batches": integer(1, null="the backend's choice"),
-        "pad_to_multiple_of": Rule(
-            "an integer >= 1 (1: exact padding) or auto (8 on a CPU, 32 on a GPU)",
-            PAD_MULTIPLE.test,
-        ),
-    }
+    rules = {**TaggerOptions.RULES, "threads": integer(1, null="torch's default")}
     return keys, rules
 
 
@@ -441,7 +333,7 @@ def _predict_schema() -> Schema:
     rules.update(
         format=one_of(OUTPUT_FORMATS, null="from the output's name: .html, .conll, else jsonl"),
         chunk_size=integer(1),
-        encoding=Rule(CODEC, _codec_test),
+        encoding=codec(),
     )
     return Schema(verb="predict", keys=keys, rules=rules)
 
@@ -614,9 +506,9 @@ def fits(value: Any, hint: Any) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return _is_int(value)
+        return is_int(value)
     if hint is float:
-        return _is_number(value)
+        return is_number(value)
     if hint is str:
         return isinstance(value, str)
     container = origin or hint
@@ -655,8 +547,8 @@ def describe(hint: Any) -> str:
             elif arg is not _NoneType:
                 parts.append(describe(arg))
         if literals:
-            shown = dict.fromkeys(map(_shown, literals))
-            parts.insert(0, f"one of {', '.join(shown)}")
+            choices = dict.fromkeys(map(shown, literals))
+            parts.insert(0, f"one of {', '.join(choices)}")
         if _NoneType in typing.get_args(hint):
             parts.append("null")
         return " or ".join(dict.fromkeys(parts))
@@ -701,24 +593,9 @@ def _hints(target: Callable) -> dict[str, Any]:
 # -- checking -------------------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    """A value as it would be typed in an override."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return value if value and value.strip() == value and "," not in value else repr(value)
-    if isinstance(value, list):
-        return "[" + ",".join(map(_shown, value)) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
 class _Problems(list):
     def bad(self, key: str, value: Any, allowed: str) -> None:
-        self.append(f"{key}={_shown(value)}: expected {allowed}")
+        self.append(f"{key}={shown(value)}: expected {allowed}")
 
 
 def _value(
@@ -825,7 +702,7 @@ def _device_count(devices: Any) -> int | None:
     """Processes ``trainer.devices`` asks for on this node; None where Lightning decides."""
     if isinstance(devices, str) and devices.strip().isdigit():
         devices = int(devices)
-    if _is_int(devices) and devices > 0:
+    if is_int(devices) and devices > 0:
         return devices
     if isinstance(devices, (list, tuple)):
         return len(devices)
@@ -893,7 +770,7 @@ def _untrained_problems(cfg: DictConfig) -> list[str]:
             value = cfg.trainer.get(key)
         except Exception:  # noqa: BLE001 - an unresolvable value: reported by the key checks
             continue
-        if _is_int(value) and value == 0:
+        if is_int(value) and value == 0:
             problems.append(
                 f"trainer.{key}=0 trains nothing and would test the untrained model: "
                 f"expected {allowed} (or train=false to test a checkpoint, ckpt_path=...)"

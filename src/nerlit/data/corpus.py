@@ -16,9 +16,9 @@ import math
 import random
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from nerlit.data import readers
 from nerlit.data.hf_datasets import FORMAT as DATASETS
@@ -27,6 +27,7 @@ from nerlit.data.readers import iter_sentences
 from nerlit.data.schemes import SCHEMES, SchemeEvidence, scheme_evidence, to_iob2
 from nerlit.data.types import Corpus, Sentence
 from nerlit.errors import CorpusFormatError, DataError
+from nerlit.options import COLUMN, Options, Rule, codec, one_of
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -37,16 +38,26 @@ Source = str | Path | DatasetSplit
 
 
 @dataclass(frozen=True)
-class ReadOptions:
-    """How a corpus's files are read: every reading option, listed once.
+class ReadOptions(Options):
+    """How a corpus's files are read: every reading option, listed once with its rule.
 
     The data configs set them as ``data.format``, ``data.encoding``, ... (keywords of
-    :class:`~nerlit.data.datamodule.NerDataModule`, checked by ``config_checks``);
-    :func:`load_corpus`, :func:`load_file` and :func:`stream_corpus` take them as this object
-    or as keywords; a run records them flat beside its other data settings (:meth:`of` reads
-    them back). A new reading option is a field here, its use in :func:`_sentences` and its
-    config default.
+    :class:`~nerlit.data.datamodule.NerDataModule`; ``config_checks`` applies :attr:`RULES` to
+    them); :func:`load_corpus`, :func:`load_file` and :func:`stream_corpus` take them as this
+    object or as keywords; a run records them flat beside its other data settings
+    (:meth:`from_config` reads them back). A new reading option is a field and its rule here,
+    its use in :func:`_sentences` and its config default.
     """
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "format": one_of(CORPUS_FORMATS, null="from the file's name"),
+        "encoding": codec(null="UTF-8, falling back to latin-1"),
+        "token_column": COLUMN,
+        "tag_column": COLUMN,
+        "scheme": one_of(SCHEMES),
+    }
+    ERROR: ClassVar[type[Exception]] = DataError
+    KEY_PREFIX: ClassVar[str] = "data."
 
     #: conll | jsonl | gmb | datasets; None: from the file's name (:func:`infer_format`)
     format: str | None = None
@@ -57,21 +68,6 @@ class ReadOptions:
     tag_column: int | str = -1
     #: auto (detected per file) | iob1 | iob2 | bioes
     scheme: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.format is not None and self.format not in CORPUS_FORMATS:
-            raise DataError(
-                f"unknown data.format {self.format!r}; expected one of {CORPUS_FORMATS}"
-            )
-        if self.scheme not in SCHEMES:
-            raise DataError(f"unknown data.scheme {self.scheme!r}; expected one of {SCHEMES}")
-
-    @classmethod
-    def of(cls, values: Mapping[str, Any]) -> ReadOptions:
-        """The reading options among ``values`` (a data config, a run's record); null or
-        absent ones keep their defaults."""
-        given = {f.name: values.get(f.name) for f in fields(cls)}
-        return cls(**{name: value for name, value in given.items() if value is not None})
 
     def for_file(self, path: str | Path) -> ReadOptions:
         """These options with the format settled: a given one, else the one ``path``'s name
@@ -365,7 +361,7 @@ def corpus_from_options(options: Mapping[str, Any]) -> tuple[Corpus, CorpusRepor
     (batch sizes, windows) is not the corpus's business."""
     taken = set(inspect.signature(load_corpus).parameters) - {"read", "reading"}
     chosen = {key: value for key, value in options.items() if key in taken}
-    return load_corpus(**chosen, read=ReadOptions.of(options))
+    return load_corpus(**chosen, read=ReadOptions.from_config(options))
 
 
 def infer_format(path: str | Path) -> str:

@@ -24,6 +24,7 @@ from nerlit.data.casing import SPECIAL, word_casing
 from nerlit.data.schemes import split_tag
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError
+from nerlit.options import is_pad_multiple
 
 #: the casing rule without ``word_casing``'s process-wide cache: the encoder keeps each word's
 #: class beside its subwords, so tagging a stream of new words leaves nothing behind once the
@@ -286,14 +287,6 @@ def resolve_pad_multiple(
     if value == "auto":
         return cpu_auto if device_type == "cpu" else GPU_PAD_MULTIPLE
     return value
-
-
-def is_pad_multiple(value: object) -> bool:
-    """A padding multiple a user may give: a whole number of subwords >= 1, or ``auto``; the
-    one test behind the training data's, the Tagger's and the config checks' refusals."""
-    if value == "auto":
-        return True
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 #: ``auto`` padding on a GPU: BERT-base lengths on GMB stay within a handful of shapes

@@ -79,7 +79,7 @@ def _standalone(options: dict, split: str) -> EvalSplit:
                 f"data=..., carves the splits as training does)"
             )
         (split,) = files
-    read = ReadOptions.of(options).for_file(files[split])
+    read = ReadOptions.from_config(options).for_file(files[split])
     sentences, report = load_file(files[split], split, read=read)
     reading = replace(read, scheme=report.scheme).as_record()
     path = str(Path(files[split]).expanduser().resolve())

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from nerlit.data.encoding import (
     SubwordEncoder,
     collate_windows,
-    is_pad_multiple,
     padded_width,
     resolve_pad_multiple,
     window_limit,
@@ -39,6 +39,7 @@ from nerlit.inference.backends import BACKENDS, create_backend, native_bf16
 from nerlit.inference.loading import LoadedModel, load_model
 from nerlit.inference.spans import entities_from_tags
 from nerlit.models.decoding import DECODERS, decode_words, words_from_windows
+from nerlit.options import MIN_WINDOW, Options, Rule, integer, one_of, pad_multiple
 
 TextInput = str | Sequence[str]
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -54,14 +55,25 @@ CPU_TAGGING_PAD_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
-class TaggerOptions:
-    """How a trained model is run: every option of :meth:`Tagger.load`, listed once.
+class TaggerOptions(Options):
+    """How a trained model is run: every option of :meth:`Tagger.load`, listed once with its rule.
 
     ``nerlit predict``, ``nerlit evaluate`` and ``nerlit serve`` read them from their configs
     (``conf/tagger/default.yaml``) with :meth:`from_config`, and the config checks take their
-    keys and types from these fields: a new option is this field, its check below and its
-    config default.
+    keys, types and rules from here: a new option is this field, its rule and its config default.
     """
+
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "decode": one_of(DECODERS, null="as the run validated"),
+        "batch_size": integer(1),
+        "max_length": integer(MIN_WINDOW, null="the run's"),
+        "stride": integer(0, null="the run's"),
+        "precision": one_of(PRECISIONS),
+        "backend": one_of(BACKENDS),
+        "concurrent_batches": integer(1, null="the backend's choice"),
+        "pad_to_multiple_of": pad_multiple("8 on a CPU, 32 on a GPU"),
+    }
+    ERROR: ClassVar[type[Exception]] = OptionError
 
     #: null: as the run validated (its model.decode); constrained | argmax
     decode: str | None = None
@@ -82,40 +94,6 @@ class TaggerOptions:
     pad_to_multiple_of: int | str = "auto"
     #: only for a checkpoint whose tokenizer is neither embedded nor in its run folder any more
     tokenizer_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.decode is not None and self.decode not in DECODERS:
-            raise OptionError(f"decode={self.decode!r} is not one of {DECODERS}")
-        if self.precision not in PRECISIONS:
-            raise OptionError(f"precision={self.precision!r} is not one of {PRECISIONS}")
-        if self.backend not in BACKENDS:
-            raise OptionError(f"backend={self.backend!r} is not one of {BACKENDS}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise OptionError(
-                f"batch_size={self.batch_size}: expected windows per forward pass >= 1"
-            )
-        if self.stride is not None and (not _is_int(self.stride) or self.stride < 0):
-            raise OptionError(f"stride={self.stride}: expected subwords of window overlap >= 0")
-        if self.max_length is not None and not _is_int(self.max_length):
-            raise OptionError(f"max_length={self.max_length!r}: expected a number of subwords")
-        multiple = self.pad_to_multiple_of
-        if not is_pad_multiple(multiple):
-            raise OptionError(
-                f"pad_to_multiple_of={multiple!r}: expected a whole number of subwords >= 1 "
-                f"(1: exact padding), or auto"
-            )
-        at_once = self.concurrent_batches
-        if at_once is not None and (not _is_int(at_once) or at_once < 1):
-            raise OptionError(
-                f"concurrent_batches={at_once!r}: expected batches run at once >= 1, "
-                f"or null for the backend's default"
-            )
-
-    @classmethod
-    def from_config(cls, cfg) -> TaggerOptions:
-        """The options a verb's config sets (null or absent keys keep the defaults)."""
-        values = {f.name: cfg.get(f.name) for f in fields(cls)}
-        return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 class Tagger:
@@ -402,10 +380,6 @@ def length_batches(
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _kind(value) -> str:
