@@ -151,5 +151,6 @@ def test_a_runs_recorded_data_settings_hold_its_reading_options(tmp_path: Path):
     data = NerDataModule(str(train), scheme="iob2", cache=False, tokenizer=None)
     data.corpus, data.report = load_corpus(**data.corpus_options, read=data.read_options)
     config = data.data_record()["config"]
-    assert ReadOptions.from_config(config) == data.read_options == ReadOptions(format="conll", scheme="iob2")
+    read = ReadOptions(format="conll", scheme="iob2")
+    assert ReadOptions.from_config(config) == data.read_options == read
     assert {"format", "encoding", "token_column", "tag_column", "scheme"} <= set(config)

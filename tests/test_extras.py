@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, tiny_overrides
+from tests.conftest import tiny_overrides
 
 OPTIONAL = (
     "onnx",
@@ -72,7 +72,10 @@ BLOCKER = blocker(OPTIONAL, DISTRIBUTIONS)
 
 
 @pytest.fixture
-def without_extras(tmp_path: Path) -> dict[str, str]:
+def without_extras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of a subprocess without the extras; it runs in the test's own folder,
+    so a run it starts writes ``./outputs`` there, not into the checkout."""
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "blocker").mkdir()
     (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
     paths = [str(tmp_path / "blocker"), os.environ.get("PYTHONPATH", "")]
@@ -81,7 +84,7 @@ def without_extras(tmp_path: Path) -> dict[str, str]:
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=300
     )
 
 
