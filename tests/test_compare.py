@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from nerlit.commands.compare import compare, compare_runs, load_run, positional_as_keys
+from nerlit.commands.compare import compare_runs, load_run, positional_as_keys
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError, NerlitError, OptionError
-from nerlit.evaluation.bootstrap import paired_test, sentence_counts
+from nerlit.evaluation.bootstrap import compare_predictions, paired_test, sentence_counts
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.predictions import read_predictions, write_predictions
 from tests.conftest import REPO_ROOT, make_sentences
@@ -71,7 +71,7 @@ def test_identical_runs_differ_by_zero_with_p_one(tmp_path: Path):
     pred = _damaged(sentences, 0.3, 0)
     a = _write(tmp_path / "a.conll", sentences, pred)
     b = _write(tmp_path / "b.conll", sentences, pred)
-    rows, how = compare(load_run(a), load_run(b), resamples=500)
+    rows, how = compare_predictions(load_run(a), load_run(b), resamples=500)
     assert how["unit"] == "sentence" and how["units"] == 60
     for row in rows:
         assert row.difference == 0 and row.interval == [0.0, 0.0] and row.p_value == 1.0
@@ -82,7 +82,7 @@ def test_a_clearly_better_run_gets_a_small_p_and_a_positive_interval(tmp_path: P
     worse, better = _damaged(sentences, 0.4, 0), _damaged(sentences, 0.05, 1)
     a = load_run(_write(tmp_path / "a.conll", sentences, worse))
     b = load_run(_write(tmp_path / "b.conll", sentences, better))
-    rows, _ = compare(a, b, resamples=2000, seed=3)
+    rows, _ = compare_predictions(a, b, resamples=2000, seed=3)
     micro = {row.name: row for row in rows}["micro"]
     gold = [list(s.tags) for s in sentences]
     assert micro.f1_a == pytest.approx(entity_scores(gold, worse)["micro"]["f1"])
@@ -94,7 +94,7 @@ def test_a_clearly_better_run_gets_a_small_p_and_a_positive_interval(tmp_path: P
     per = {row.name: row for row in rows}["per"]  # untouched: no difference at all
     assert per.difference == 0 and per.p_value == 1.0
     # the other way round: the same p, the interval mirrored
-    back = {r.name: r for r in compare(b, a, resamples=2000, seed=3)[0]}["micro"]
+    back = {r.name: r for r in compare_predictions(b, a, resamples=2000, seed=3)[0]}["micro"]
     assert back.difference == pytest.approx(-micro.difference)
 
 
@@ -118,10 +118,10 @@ def test_different_sentences_are_refused_naming_the_first_difference(tmp_path: P
     a = _write(tmp_path / "a.conll", sentences, [list(s.tags) for s in sentences])
     b = _write(tmp_path / "b.conll", other, [list(s.tags) for s in other])
     with pytest.raises(DataError, match=r"sentence 7 .* differs at word 3: '\w+' in A, 'Lisbon'"):
-        compare(load_run(a), load_run(b))
+        compare_predictions(load_run(a), load_run(b))
     shorter = _write(tmp_path / "c.conll", sentences[:8], [list(s.tags) for s in sentences[:8]])
     with pytest.raises(DataError, match="A has 10, B 8"):
-        compare(load_run(a), load_run(shorter))
+        compare_predictions(load_run(a), load_run(shorter))
 
     result = subprocess.run(
         [sys.executable, "-m", "nerlit.compare", str(a), str(b)],
@@ -141,7 +141,7 @@ def test_different_gold_is_refused(tmp_path: Path):
     a = _write(tmp_path / "a.conll", sentences, [list(s.tags) for s in sentences])
     b = _write(tmp_path / "b.conll", relabelled, [list(s.tags) for s in sentences])
     with pytest.raises(DataError, match="different gold tags: sentence 1 .* B-per in A, O in B"):
-        compare(load_run(a), load_run(b))
+        compare_predictions(load_run(a), load_run(b))
 
 
 def test_run_directories_and_the_cli(tmp_path: Path, capsys):
@@ -168,7 +168,7 @@ def test_documents_are_resampled_when_both_runs_mark_them(tmp_path: Path):
     sentences = _sentences(100, documents=True)  # 25 documents
     a = load_run(_write(tmp_path / "a.conll", sentences, _damaged(sentences, 0.4, 0)))
     b = load_run(_write(tmp_path / "b.conll", sentences, _damaged(sentences, 0.1, 1)))
-    _, how = compare(a, b, resamples=200)
+    _, how = compare_predictions(a, b, resamples=200)
     assert how["unit"] == "document" and how["units"] == 25
 
 
@@ -200,7 +200,7 @@ def test_a_confidence_outside_zero_to_one_is_one_line(tmp_path: Path, level: str
     sentences = _sentences(5)
     a = _write(tmp_path / "a.conll", sentences, [list(s.tags) for s in sentences])
     with pytest.raises(OptionError, match="between 0 and 1"):
-        compare(load_run(a), load_run(a), confidence=float(level))
+        compare_predictions(load_run(a), load_run(a), confidence=float(level))
     _one_line(_cli(str(a), str(a), f"confidence={level}"), f"confidence={level}:")
 
 
@@ -223,7 +223,7 @@ def test_two_empty_prediction_files_are_nothing_to_compare(tmp_path: Path):
     a, b = tmp_path / "a.conll", tmp_path / "b.conll"
     a.write_text(""), b.write_text("\n")
     with pytest.raises(DataError, match="nothing to compare: .*a.conll and .*b.conll"):
-        compare(load_run(a), load_run(b))
+        compare_predictions(load_run(a), load_run(b))
     _one_line(_cli(str(a), str(b), "resamples=10"), "nothing to compare")
 
 
@@ -268,7 +268,7 @@ def test_a_sweep_compares_every_run_with_the_best_by_dev_f1(tmp_path: Path, caps
 
 
 def test_holm_adjustment_matches_the_textbook_example():
-    from nerlit.commands.compare import holm_adjusted
+    from nerlit.evaluation.bootstrap import holm_adjusted
 
     # Holm (1979) step-down on four p-values: sorted 0.01, 0.02, 0.03, 0.04 times 4, 3, 2, 1
     assert holm_adjusted([0.04, 0.01, 0.03, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])

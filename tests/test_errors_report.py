@@ -12,11 +12,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from nerlit.commands.compare import compare, load_run
+from nerlit.commands.compare import load_run
 from nerlit.commands.evaluate import evaluate
 from nerlit.commands.train import train
 from nerlit.config import CONFIG_DIR
 from nerlit.data.types import Sentence
+from nerlit.evaluation.bootstrap import compare_predictions
 from nerlit.evaluation.error_analysis import analyse_errors, to_markdown
 from nerlit.evaluation.error_page import write_error_page
 from nerlit.evaluation.metrics import entity_scores
@@ -149,7 +150,9 @@ def test_evaluate_writes_error_analysis_intervals_and_predictions_compare_reads(
     predictions = (out / "predictions.conll").read_text()
     assert predictions.count("-DOCSTART-") == 30
 
-    rows, how = compare(load_run(out), load_run(summary["best_checkpoint"], str(test_file)))
+    rows, how = compare_predictions(
+        load_run(out), load_run(summary["best_checkpoint"], str(test_file))
+    )
     assert how["unit"] == "document"
     assert all(r.difference == 0 and r.p_value == 1.0 for r in rows)
     assert rows[0].f1_a == pytest.approx(scores["micro"]["f1"])

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -42,23 +41,11 @@ from rich.table import Table
 from nerlit.commands.cli import exit_on_user_error, override_value
 from nerlit.config import CONFIG_DIR
 from nerlit.config_checks import validate
-from nerlit.data.schemes import split_tag
-from nerlit.errors import DataError, OptionError
-from nerlit.evaluation.bootstrap import (
-    CONFIDENCE,
-    SEED,
-    PairedResult,
-    group,
-    paired_test,
-    sentence_counts,
-    unit_index,
-)
-from nerlit.evaluation.metrics import MODES
-from nerlit.evaluation.predictions import Predictions, check_same_sentences, read_predictions
+from nerlit.errors import OptionError
+from nerlit.evaluation.bootstrap import PairedResult, compare_predictions, holm_adjusted
+from nerlit.evaluation.predictions import Predictions, read_predictions
 from nerlit.inference.outputs import atomic_text_file, check_file_target
 
-#: approximate-randomization swaps (and bootstrap resamples): p-values near 0.05 need ~1e4
-RESAMPLES = 10_000
 PREDICTIONS = "predictions.conll"
 
 log = logging.getLogger(__name__)
@@ -77,7 +64,7 @@ def tag_model(path: Path, test_file: str | None) -> Predictions:
     """Tag a checkpoint's own test split (or ``test_file``) as ``nerlit evaluate`` would."""
     from omegaconf import OmegaConf
 
-    from nerlit.data.held_out import check_train_overlap, resolve_split
+    from nerlit.data.held_out import split_to_score
     from nerlit.inference.loading import quiet_transformers
     from nerlit.inference.tagger import Tagger
     from nerlit.models.checkpoint import read_data_record
@@ -90,9 +77,8 @@ def tag_model(path: Path, test_file: str | None) -> Predictions:
             f"pass test_file=FILE"
         )
     data = OmegaConf.create({"test_file": test_file}) if test_file else None
-    split = resolve_split(data, "test", record, str(path))
-    check_train_overlap(split, record, allow=False)
     tagger = Tagger.load(path)
+    split, _ = split_to_score(data, "test", record, str(path), tagger.labels)
     sentences = split.sentences
     pred = tagger.predict_tags([s.words for s in sentences], [s.document for s in sentences])
     return Predictions(list(sentences), pred, str(path))
@@ -118,61 +104,6 @@ def load_run(path: str | Path, test_file: str | None = None) -> Predictions:
     if path.is_file():
         return read_predictions(path)
     raise FileNotFoundError(f"{path}: no such run directory, predictions file or checkpoint")
-
-
-def check_confidence(confidence: float) -> None:
-    """Refuse a level outside (0, 1): 1.5 broke numpy's percentile deep in the bootstrap, and 0
-    printed empty "0%" intervals as if they meant something. NaN fails the test too."""
-    if not 0 < confidence < 1:
-        raise OptionError(
-            f"confidence={confidence}: expected a level between 0 and 1 (exclusive), e.g. 0.95"
-        )
-
-
-def compare(
-    a: Predictions,
-    b: Predictions,
-    mode: str = "strict",
-    reference: Sequence[str] = (),
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-    confidence: float = CONFIDENCE,
-) -> tuple[list[PairedResult], dict]:
-    """The rows of the comparison and how it was made (unit, units, resamples, seed)."""
-    if mode not in MODES:
-        raise OptionError(f"mode={mode!r}: expected one of {MODES}")
-    check_confidence(confidence)
-    check_same_sentences(a, b)
-    gold = a.gold
-    if not gold:
-        raise DataError(
-            f"nothing to compare: {a.source or 'A'} and {b.source or 'B'} hold no scored "
-            f"sentences; give the predictions.conll of runs that scored a test split"
-        )
-    types = sorted(
-        {split_tag(t)[1] for run in (gold, a.pred, b.pred) for s in run for t in s} - {""}
-    )
-    units_a, units_b = unit_index(a.documents), unit_index(b.documents)
-    same_units = (units_a is None) == (units_b is None) and (
-        units_a is None or np.array_equal(units_a, units_b)
-    )
-    units = units_a if same_units else None
-    counts_a = group(sentence_counts(gold, a.pred, mode, types), units)
-    counts_b = group(sentence_counts(gold, b.pred, mode, types), units)
-    reference = [t for t in reference if t in types]
-    rows = paired_test(counts_a, counts_b, resamples, seed, confidence, reference)
-    how = {
-        "mode": mode,
-        "unit": counts_a.unit,
-        "units": counts_a.units,
-        "sentences": len(gold),
-        "resamples": resamples,
-        "seed": seed,
-        "confidence": confidence,
-        "interval": "paired percentile bootstrap",
-        "p_value": "two-sided approximate randomization",
-    }
-    return rows, how
 
 
 def comparison_table(rows: Sequence[PairedResult], how: dict, a: str, b: str) -> Table:
@@ -247,7 +178,7 @@ def compare_runs(cfg: DictConfig) -> list[PairedResult] | list[dict]:
     metrics = _run_metrics(Path(str(cfg.a)).expanduser())
     mode = cfg.mode or metrics.get("mode", "strict")
     reference = _reference_types(cfg.reference_types, metrics)
-    rows, how = compare(a, b, mode, reference, cfg.resamples, cfg.seed, cfg.confidence)
+    rows, how = compare_predictions(a, b, mode, reference, cfg.resamples, cfg.seed, cfg.confidence)
     Console().print(comparison_table(rows, how, str(cfg.a), str(cfg.b)))
     if cfg.json:
         result = {
@@ -259,20 +190,6 @@ def compare_runs(cfg: DictConfig) -> list[PairedResult] | list[dict]:
         with atomic_text_file(str(cfg.json), "json") as handle:
             handle.write(json.dumps(result, indent=2))
     return rows
-
-
-def holm_adjusted(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error over the comparisons), in input order.
-
-    Six lines, so written here rather than pulling statsmodels into the install for it.
-    """
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [1.0] * len(p_values)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
-        adjusted[index] = running
-    return adjusted
 
 
 def compare_sweep(cfg: DictConfig) -> list[dict]:
@@ -306,7 +223,9 @@ def compare_sweep(cfg: DictConfig) -> list[dict]:
     results, how = [], {}
     for job in others:
         b = read_predictions(Path(job["run_dir"]) / PREDICTIONS)
-        rows, how = compare(a, b, mode, reference, cfg.resamples, cfg.seed, cfg.confidence)
+        rows, how = compare_predictions(
+            a, b, mode, reference, cfg.resamples, cfg.seed, cfg.confidence
+        )
         micro = next(row for row in rows if row.name.startswith("micro"))
         results.append({"job": job, "micro": micro})
     adjusted = holm_adjusted([r["micro"].p_value for r in results])

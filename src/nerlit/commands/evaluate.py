@@ -27,8 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from nerlit.commands.cli import exit_on_user_error
 from nerlit.config import CONFIG_DIR
 from nerlit.config_checks import validate
-from nerlit.data.held_out import check_train_overlap, resolve_split, unknown_to_o
-from nerlit.data.schemes import spans, split_tag
+from nerlit.data.held_out import split_to_score
 from nerlit.evaluation.metrics import entity_scores
 from nerlit.evaluation.report import write_evaluation
 from nerlit.experiments.run_dir import ensure_writable_dir
@@ -46,19 +45,11 @@ def evaluate(cfg: DictConfig) -> dict:
     out = ensure_writable_dir(cfg.paths.output_dir, "paths.output_dir")
     record = read_data_record(cfg.ckpt_path)
     tagger = Tagger.from_config(cfg)
-    data = resolve_split(cfg.get("data"), cfg.split, record, str(cfg.ckpt_path))
-    overlap = check_train_overlap(data, record, bool(cfg.get("allow_train_overlap")))
+    allow = bool(cfg.get("allow_train_overlap"))
+    data, overlap = split_to_score(
+        cfg.get("data"), cfg.split, record, str(cfg.ckpt_path), tagger.labels, allow
+    )
     sentences = data.sentences
-    if data.options.get("unknown_labels") == "o":
-        sentences, mapped = unknown_to_o(sentences, tagger.labels)
-        if mapped:
-            log.warning("%d words had types the model does not know and were tagged O", mapped)
-    known = {split_tag(label)[1] for label in tagger.labels} - {""}
-    unseen = sorted({kind for s in sentences for kind, _, _ in spans(s.tags)} - known)
-    if unseen:
-        log.warning(
-            "types %s are not among the model's labels: all their entities count as missed", unseen
-        )
     gold = [list(s.tags) for s in sentences]
     pred = tagger.predict_tags([s.words for s in sentences], [s.document for s in sentences])
     reference = data.options.get("reference_types")
@@ -68,7 +59,7 @@ def evaluate(cfg: DictConfig) -> dict:
     scores["checkpoint"] = str(cfg.ckpt_path)
     scores["split"] = data.split
     scores["decode"] = tagger.decode
-    scores["data"] = {"source": data.source, "sentences": len(sentences), **_shown(data.options)}
+    scores["data"] = data.as_record()
     scores["train_overlap"] = overlap
     bootstrap = OmegaConf.to_container(cfg.bootstrap) if cfg.get("bootstrap") else {}
     title = f"{data.name} {data.split}, {tagger.decode} decoding"
@@ -78,23 +69,6 @@ def evaluate(cfg: DictConfig) -> dict:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("report, confusion, errors.html and predictions.conll in %s", out)
     return scores
-
-
-def _shown(options: dict) -> dict:
-    """The reading options worth keeping beside the scores (no Hydra keys, no batch sizes)."""
-    keep = (
-        "train_file",
-        "val_file",
-        "test_file",
-        "format",
-        "encoding",
-        "token_column",
-        "tag_column",
-        "scheme",
-        "split_fractions",
-        "split_seed",
-    )
-    return {k: options[k] for k in keep if options.get(k) is not None}
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate.yaml")

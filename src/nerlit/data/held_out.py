@@ -18,13 +18,15 @@ from omegaconf.errors import MissingMandatoryValue
 
 from nerlit.data.corpus import ReadOptions, corpus_from_options, infer_format, load_file
 from nerlit.data.datamodule import fingerprint, fingerprint_set
-from nerlit.data.schemes import split_tag
+from nerlit.data.schemes import spans, split_tag
 from nerlit.data.types import Sentence
 from nerlit.errors import DataError, OptionError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+_FILES = ("train_file", "val_file", "test_file")
+_SPLITTING = ("split_fractions", "split_seed")
 _NAME_WHAT = "name what to score with data.test_file=FILE (or data.val_file=FILE) or data=PRESET"
 
 
@@ -42,6 +44,13 @@ class EvalSplit:
     #: checkpoint (the run's recorded data), file (one standalone file) or config (data=...)
     source: str
     options: dict = field(default_factory=dict)
+
+    def as_record(self) -> dict:
+        """Where the sentences came from and how they were read, for metrics.json (no Hydra
+        keys, no batch sizes)."""
+        kept = {k: self.options.get(k) for k in (*_FILES, *ReadOptions.RULES, *_SPLITTING)}
+        shown = {k: v for k, v in kept.items() if v is not None}
+        return {"source": self.source, "sentences": len(self.sentences), **shown}
 
 
 def _corpus_split(options: dict, split: str) -> tuple[str, list[Sentence]]:
@@ -186,3 +195,35 @@ def unknown_to_o(sentences: list[Sentence], labels: list[str]) -> tuple[list[Sen
         count += sum(a != b for a, b in zip(tags, sentence.tags))
         out.append(replace(sentence, tags=tags) if tags != sentence.tags else sentence)
     return out, count
+
+
+def split_to_score(
+    data: DictConfig | None,
+    split: str,
+    record: dict | None,
+    checkpoint: str,
+    labels: list[str],
+    allow_train_overlap: bool = False,
+) -> tuple[EvalSplit, int | None]:
+    """The split a model with ``labels`` is scored on, and how many of its sentences it trained
+    on: the one way ``nerlit evaluate`` and ``nerlit compare`` pick and prepare what they tag.
+
+    Resolved by :func:`resolve_split`, refused where the model trained on it
+    (:func:`check_train_overlap`); types the model does not know are tagged O where the data
+    says ``unknown_labels=o`` (as training did), and are otherwise counted as missed entities,
+    with a warning naming them.
+    """
+    chosen = resolve_split(data, split, record, checkpoint)
+    overlap = check_train_overlap(chosen, record, allow_train_overlap)
+    sentences = chosen.sentences
+    if chosen.options.get("unknown_labels") == "o":
+        sentences, mapped = unknown_to_o(sentences, labels)
+        if mapped:
+            log.warning("%d words had types the model does not know and were tagged O", mapped)
+    known = {split_tag(label)[1] for label in labels} - {""}
+    unseen = sorted({kind for s in sentences for kind, _, _ in spans(s.tags)} - known)
+    if unseen:
+        log.warning(
+            "types %s are not among the model's labels: all their entities count as missed", unseen
+        )
+    return replace(chosen, sentences=sentences), overlap

@@ -34,12 +34,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nerlit.evaluation.metrics import extract_entities
+from nerlit.data.schemes import split_tag
+from nerlit.errors import DataError, OptionError
+from nerlit.evaluation.metrics import MODES, extract_entities
+from nerlit.evaluation.predictions import Predictions, check_same_sentences
 
 log = logging.getLogger(__name__)
 
 #: resamples and seed of the intervals in every report (``bootstrap.resamples``, ``.seed``)
 RESAMPLES = 1000
+#: approximate-randomization swaps (and paired resamples): p-values near 0.05 need ~1e4
+PAIRED_RESAMPLES = 10_000
 SEED = 0
 CONFIDENCE = 0.95
 #: fewer documents than this and the intervals resample sentences: a percentile bootstrap over a
@@ -261,7 +266,7 @@ class PairedResult:
 def paired_test(
     a: Counts,
     b: Counts,
-    resamples: int = 10_000,
+    resamples: int = PAIRED_RESAMPLES,
     seed: int = SEED,
     confidence: float = CONFIDENCE,
     reference: Sequence[str] = (),
@@ -324,3 +329,73 @@ def paired_test(
         rows.append(row(f"micro ({', '.join(reference)})", lambda t: t["reference"]))
     rows += [row(kind, lambda t, k=kind: t["per_type"][k]) for kind in a.types]
     return rows
+
+
+def check_confidence(confidence: float) -> None:
+    """Refuse a level outside (0, 1): 1.5 broke numpy's percentile deep in the bootstrap, and 0
+    printed empty "0%" intervals as if they meant something. NaN fails the test too."""
+    if not 0 < confidence < 1:
+        raise OptionError(
+            f"confidence={confidence}: expected a level between 0 and 1 (exclusive), e.g. 0.95"
+        )
+
+
+def compare_predictions(
+    a: Predictions,
+    b: Predictions,
+    mode: str = "strict",
+    reference: Sequence[str] = (),
+    resamples: int = PAIRED_RESAMPLES,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[list[PairedResult], dict]:
+    """Run B against run A on the same scored sentences (:func:`paired_test` over documents
+    where both mark them, else sentences): the rows, and how the comparison was made."""
+    if mode not in MODES:
+        raise OptionError(f"mode={mode!r}: expected one of {MODES}")
+    check_confidence(confidence)
+    check_same_sentences(a, b)
+    gold = a.gold
+    if not gold:
+        raise DataError(
+            f"nothing to compare: {a.source or 'A'} and {b.source or 'B'} hold no scored "
+            f"sentences; give the predictions.conll of runs that scored a test split"
+        )
+    types = sorted(
+        {split_tag(t)[1] for run in (gold, a.pred, b.pred) for s in run for t in s} - {""}
+    )
+    units_a, units_b = unit_index(a.documents), unit_index(b.documents)
+    same_units = (units_a is None) == (units_b is None) and (
+        units_a is None or np.array_equal(units_a, units_b)
+    )
+    units = units_a if same_units else None
+    counts_a = group(sentence_counts(gold, a.pred, mode, types), units)
+    counts_b = group(sentence_counts(gold, b.pred, mode, types), units)
+    reference = [t for t in reference if t in types]
+    rows = paired_test(counts_a, counts_b, resamples, seed, confidence, reference)
+    how = {
+        "mode": mode,
+        "unit": counts_a.unit,
+        "units": counts_a.units,
+        "sentences": len(gold),
+        "resamples": resamples,
+        "seed": seed,
+        "confidence": confidence,
+        "interval": "paired percentile bootstrap",
+        "p_value": "two-sided approximate randomization",
+    }
+    return rows, how
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error over the comparisons), in input order.
+
+    A few lines, so written here rather than pulling statsmodels into the install for it.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
