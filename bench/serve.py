@@ -45,8 +45,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from nerlit.commands.serve import load_tagger, predict_record  # noqa: E402
+from nerlit.commands.serve import load_tagger  # noqa: E402
 from nerlit.data.corpus import load_corpus  # noqa: E402
+from nerlit.inference.server import predict_record  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("NERLIT_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))

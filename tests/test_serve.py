@@ -22,17 +22,17 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from nerlit.commands.serve import (
+from nerlit.commands.serve import load_tagger
+from nerlit.errors import OptionError
+from nerlit.inference.files import predict_file
+from nerlit.inference.server import (
     Batcher,
     _json_response,
     _records_response,
     freeze_startup_objects,
-    load_tagger,
     predict_record,
     release_memory,
 )
-from nerlit.errors import OptionError
-from nerlit.inference.files import predict_file
 from nerlit.inference.tagger import Tagger
 from tests.conftest import tiny_checkpoint
 from tests.test_extras import blocker
