@@ -14,8 +14,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from nerlit import extras
-from nerlit.commands.audit import assign_folds, audit, document_units, split_fold
+from nerlit.commands.audit import audit
 from nerlit.config import CONFIG_DIR
+from nerlit.data.folds import assign_folds, document_units, split_fold
 from nerlit.data.types import Sentence
 from nerlit.errors import ConfigError, MissingExtraError
 from nerlit.evaluation.label_noise import (

@@ -74,9 +74,9 @@ def test_stats_builds_no_windows_and_agrees_with_setup(tmp_path: Path, monkeypat
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from nerlit.commands.stats import PERCENTILES, corpus_stats
     from nerlit.config import CONFIG_DIR
     from nerlit.data.encoding import SubwordEncoder
+    from nerlit.data.statistics import PERCENTILES, corpus_stats
     from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
 
     sentences = make_sentences(50)
@@ -111,10 +111,10 @@ def _loaded_stats(datamodule) -> dict:
     """stats as they were computed before they streamed: from the corpus loaded whole."""
     from collections import Counter
 
-    from nerlit.commands.stats import PERCENTILES, percentile
     from nerlit.data.corpus import load_corpus
     from nerlit.data.datamodule import apply_unknown_labels
     from nerlit.data.schemes import spans
+    from nerlit.data.statistics import PERCENTILES, percentile
 
     corpus, report = load_corpus(**datamodule.corpus_options, read=datamodule.read_options)
     apply_unknown_labels(corpus, corpus.labels(), datamodule.unknown_labels)
@@ -148,8 +148,8 @@ def test_streamed_stats_equal_the_loaded_corpus_stats(tmp_path: Path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from nerlit.commands.stats import corpus_stats
     from nerlit.config import CONFIG_DIR
+    from nerlit.data.statistics import corpus_stats
     from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
 
     sentences = make_sentences(300, seed=1) + [(["word"] * 130, ["O"] * 130)]
@@ -177,9 +177,9 @@ def test_stats_never_hold_the_corpus(tmp_path: Path, monkeypatch):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from nerlit.commands.stats import corpus_stats
     from nerlit.config import CONFIG_DIR
     from nerlit.data import readers
+    from nerlit.data.statistics import corpus_stats
     from nerlit.models.pretrained import load_tokenizer, resolve_pretrained
 
     def whole(*args, **kwargs):
