@@ -51,6 +51,7 @@ from nerlit.options import (
     one_of,
     pad_multiple,
     shown,
+    window_length,
 )
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def _data_rules() -> dict[str, Rule]:
         "pad_to_multiple_of": pad_multiple(
             "exact on a CPU, a multiple of 32 on a GPU", null="exact padding"
         ),
-        "max_length": integer(MIN_WINDOW, null="the encoder's own limit"),
+        "max_length": window_length(null="the encoder's own limit"),
         "stride": integer(0),
         "context": integer(0),
         "num_workers": integer(0),

@@ -117,6 +117,12 @@ def codec(*, null: str | None = None) -> Rule:
     return Rule("an encoding Python knows (utf-8, latin-1, cp1252, ...)", _known_codec, null)
 
 
+def window_length(*, null: str | None = None) -> Rule:
+    """A window's length in subwords (``max_length``): at least :data:`MIN_WINDOW`."""
+    bound = integer(MIN_WINDOW)
+    return Rule(f"{bound.allowed} (a window's 2 special tokens and 2 subwords)", bound.test, null)
+
+
 def is_pad_multiple(value: Any) -> bool:
     """A padding multiple a user may give: a whole number of subwords >= 1, or ``auto``; the
     one test behind the training data's, the Tagger's and the config checks' refusals."""

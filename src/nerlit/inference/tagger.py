@@ -39,7 +39,7 @@ from nerlit.inference.backends import BACKENDS, create_backend, native_bf16
 from nerlit.inference.loading import LoadedModel, load_model
 from nerlit.inference.spans import entities_from_tags
 from nerlit.models.decoding import DECODERS, decode_words, words_from_windows
-from nerlit.options import MIN_WINDOW, Options, Rule, integer, one_of, pad_multiple
+from nerlit.options import Options, Rule, integer, one_of, pad_multiple, window_length
 
 TextInput = str | Sequence[str]
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -48,8 +48,8 @@ __all__ = ["BACKENDS", "PRECISIONS", "Tagger", "TaggerOptions", "TextInput", "na
 
 #: ``pad_to_multiple_of=auto`` on a CPU. Exact padding makes nearly every batch a new shape, and
 #: oneDNN keeps what it builds for each: tagging 200 MB grew past 1 GB. A multiple of 8 keeps
-#: the shapes few (memory flat) for ~7% of MiniLM's fp32 tagging speed (docs/results.md, the
-#: second hostile pass). Training keeps exact padding on a CPU: it sees each length again every
+#: the shapes few (memory flat) for ~7% of MiniLM's fp32 tagging speed (docs/results.md, "Bad
+#: input, before and after"). Training keeps exact padding on a CPU: it sees each length again every
 #: epoch, and its padding would be paid for forward and backward.
 CPU_TAGGING_PAD_MULTIPLE = 8
 
@@ -66,7 +66,7 @@ class TaggerOptions(Options):
     RULES: ClassVar[Mapping[str, Rule]] = {
         "decode": one_of(DECODERS, null="as the run validated"),
         "batch_size": integer(1),
-        "max_length": integer(MIN_WINDOW, null="the run's"),
+        "max_length": window_length(null="the run's"),
         "stride": integer(0, null="the run's"),
         "precision": one_of(PRECISIONS),
         "backend": one_of(BACKENDS),
