@@ -28,6 +28,23 @@ os.environ.setdefault("NERLIT_DATA_DIR", str(SHARED / "data"))
 os.environ.setdefault("NERLIT_MODELS_DIR", str(SHARED / "models"))
 CASED_TOKENIZER = SHARED / "models" / "bert-base-cased-tokenizer"
 
+
+def _checkout_runs() -> set[Path]:
+    return set((REPO_ROOT / "outputs").glob("*/*/*"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_run_folders_in_the_checkout():
+    """Tests write their runs under their own tmp_path. A run folder that appears in the
+    checkout's ``outputs/`` during the session is a test that ran a verb in the repository's
+    folder without ``hydra.run.dir`` (two refused ``nerlit.fit`` calls and a missing-extra run
+    once left empty ones there); it fails the session's last test."""
+    before = _checkout_runs()
+    yield
+    written = sorted(map(str, _checkout_runs() - before))
+    assert not written, f"tests wrote run folders into the checkout: {written}"
+
+
 _PEOPLE = ["Angela Merkel", "John Smith", "Maria", "Obama"]
 _PLACES = ["Berlin", "New York", "Iraq", "Paris"]
 _ORGS = ["the United Nations", "NATO", "Reuters"]

@@ -48,7 +48,8 @@ def test_changes_beside_rerun_apply_and_a_preset_choice_is_refused(gmb_file: Pat
     )
     config = yaml.safe_load((changed.dir / "config.yaml").read_text())
     assert config["seed"] == 7 and config["data"]["train_file"] == str(gmb_file)
+    refused = f"hydra.run.dir={tmp_path / 'refused'}"  # not a folder in the checkout
     with pytest.raises(ConfigError, match="not a preset choice .*model=bert-base"):
-        nerlit.fit([f"rerun={first.dir}", "model=bert-base"])
+        nerlit.fit([f"rerun={first.dir}", "model=bert-base", refused])
     with pytest.raises(ConfigError, match=r"rerun=\S*nowhere: no such folder"):
-        nerlit.fit([f"rerun={tmp_path / 'nowhere'}"])
+        nerlit.fit([f"rerun={tmp_path / 'nowhere'}", refused])
