@@ -83,6 +83,20 @@ def test_errors_are_one_line_nerlit_errors_not_exits(gmb_file_module: Path, tmp_
         nerlit.fit("model=tiny")
 
 
+def test_a_refused_fit_leaves_no_empty_run_folder(
+    gmb_file_module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)  # the default run folder: ./outputs/train/runs/<time>
+    with pytest.raises(NerlitError, match="batch_size"):
+        nerlit.fit([*tiny_overrides(gmb_file_module), "data.batch_size=0"])
+    assert not list(tmp_path.glob("outputs/train/runs/*"))
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a folder that was there before the call is the caller's
+    with pytest.raises(NerlitError, match="batch_size"):
+        nerlit.fit([*tiny_overrides(gmb_file_module), f"hydra.run.dir={kept}", "data.batch_size=0"])
+    assert kept.is_dir()
+
+
 def test_dict_values_keep_their_types_through_hydras_grammar():
     from nerlit.api import as_overrides
 

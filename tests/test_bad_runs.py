@@ -189,6 +189,27 @@ def test_negative_batch_size_stops_the_entry_point_with_one_line(gmb_file: Path,
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("user_named_it", [False, True])
+def test_a_refused_run_leaves_no_empty_run_folder(tmp_path: Path, user_named_it: bool):
+    """Hydra makes the run folder and its empty train.log before the config is checked: every
+    mistyped value left ``outputs/train/runs/<time>/train.log`` behind. A folder the user named
+    (``hydra.run.dir``) is theirs and stays."""
+    named = [f"hydra.run.dir={tmp_path / 'mine'}"] if user_named_it else []
+    result = subprocess.run(
+        [sys.executable, "-m", "nerlit.train", "data.batch_size=-4", *named],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "nerlit: data.batch_size=-4: expected an integer >= 1"
+    )
+    assert not list(tmp_path.glob("outputs/train/runs/*")), "the refused run's folder stayed"
+    assert (tmp_path / "mine").is_dir() == user_named_it
+
+
 def test_evaluate_and_stats_check_the_keys_they_read_first(tmp_path: Path):
     from nerlit.commands.evaluate import evaluate
     from nerlit.commands.stats import main as stats

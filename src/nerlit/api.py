@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nerlit.commands.cli import override_value
-from nerlit.errors import ConfigError
+from nerlit.errors import ConfigError, NerlitError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -152,6 +152,7 @@ def _run_log(run_dir: Path, name: str) -> Iterator[None]:
     logger = logging.getLogger("nerlit")
     previous = logger.level
     handler: logging.Handler | None = None
+    made = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(run_dir / f"{name}.log", encoding="utf-8")
@@ -164,10 +165,26 @@ def _run_log(run_dir: Path, name: str) -> Iterator[None]:
         logger.addHandler(handler)
     if previous == logging.NOTSET or previous > logging.INFO:
         logger.setLevel(logging.INFO)
+    refused = False
     try:
         yield
+    except NerlitError:
+        refused = True
+        raise
     finally:
         logger.setLevel(previous)
         if handler is not None:
             logger.removeHandler(handler)
             handler.close()
+        if refused and made:  # refused before it wrote anything: no empty folder (as the CLI)
+            _remove_if_only_empty_log(run_dir, name)
+
+
+def _remove_if_only_empty_log(run_dir: Path, name: str) -> None:
+    try:
+        (entry,) = run_dir.iterdir()
+        if entry.name == f"{name}.log" and entry.stat().st_size == 0:
+            entry.unlink()
+            run_dir.rmdir()
+    except (OSError, ValueError):
+        return

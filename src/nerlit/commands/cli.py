@@ -95,6 +95,7 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             if _in_sweep_job():
                 log.error("nerlit: %s", message)  # seen as it happens, and in the job's log file
                 raise ReportedError(f"nerlit: {message}") from None
+            drop_untouched_run_dir()
             raise SystemExit(f"nerlit: {message}") from None
         except SystemExit as stop:
             if stop.code in (None, 0) or not _in_sweep_job():
@@ -104,6 +105,44 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             raise ReportedError(message) from None
 
     return wrapper
+
+
+def drop_untouched_run_dir() -> None:
+    """Remove the run folder of a run refused before it wrote anything.
+
+    Hydra makes ``outputs/<verb>/runs/<time>_<id>/`` with an empty ``<verb>.log`` and its record
+    of the composed config (``.hydra/``) before the verb checks that config, so every mistyped
+    value left a folder behind. Only a folder that Hydra named itself (no ``hydra.run.dir``
+    given: the name is new to this run), that is not the working directory, and that holds
+    nothing but those is removed.
+    """
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    if any(o.lstrip("+").startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
+        return
+    folder = Path(hydra.runtime.output_dir)
+    try:
+        if folder.resolve() == Path.cwd().resolve():
+            return
+        entries = {entry.name: entry for entry in folder.iterdir()}
+        log_file = entries.pop(f"{hydra.job.name}.log", None)
+        record = entries.pop(".hydra", None)
+        if entries or log_file is None or log_file.stat().st_size:
+            return
+        if record is not None and not {p.name for p in record.iterdir()} <= _HYDRA_RECORD:
+            return
+        shutil.rmtree(folder)
+    except OSError:  # gone already, or not removable: keep it
+        return
+
+
+#: what Hydra writes into a run's output_subdir before the task starts
+_HYDRA_RECORD = {"config.yaml", "hydra.yaml", "overrides.yaml"}
 
 
 def disk_full(error: OSError) -> str:
