@@ -189,7 +189,10 @@ def test_negative_batch_size_stops_the_entry_point_with_one_line(gmb_file: Path,
     assert not run_dir.exists()
 
 
-@pytest.mark.parametrize("user_named_it", [False, True])
+@pytest.mark.parametrize(
+    "user_named_it",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # a subprocess each
+)
 def test_a_refused_run_leaves_no_empty_run_folder(tmp_path: Path, user_named_it: bool):
     """Hydra makes the run folder and its empty train.log before the config is checked: every
     mistyped value left ``outputs/train/runs/<time>/train.log`` behind. A folder the user named

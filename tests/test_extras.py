@@ -120,9 +120,10 @@ def test_core_modules_import_no_optional_package(without_extras):
     ("choice", "extra"),
     [
         ("logger=tensorboard", "tensorboard"),
-        ("logger=many", "tensorboard"),
-        ("hparams_search=optuna", "optuna"),
-        ("hydra/launcher=slurm", "slurm"),
+        # one training subprocess each (~8 s): the rest run in make test-slow
+        pytest.param("logger=many", "tensorboard", marks=pytest.mark.slow),
+        pytest.param("hparams_search=optuna", "optuna", marks=pytest.mark.slow),
+        pytest.param("hydra/launcher=slurm", "slurm", marks=pytest.mark.slow),
     ],
 )
 def test_a_missing_extra_stops_with_the_install_command(without_extras, gmb_file, choice, extra):

@@ -25,6 +25,7 @@ def _train(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # two training subprocesses; rerun's fast test is the in-process one below
 def test_a_rerun_gives_the_same_test_f1_to_the_last_digit(gmb_file: Path, tmp_path: Path):
     first, again = tmp_path / "first", tmp_path / "again"
     ran = _train(*tiny_overrides(gmb_file), "trainer.deterministic=true", f"hydra.run.dir={first}")

@@ -77,6 +77,7 @@ def _study(sweep: Path):
     return optuna.load_study(study_name="nerlit", storage=f"sqlite:///{sweep / 'optuna.db'}")
 
 
+@pytest.mark.slow  # a whole search: the Optuna sweeper's fast test is the failing-trial one
 def test_optuna_search_maximizes_best_val_f1(gmb_file: Path, tmp_path: Path):
     sweep = tmp_path / "optuna"
     _run([*_search(gmb_file), "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}"])
