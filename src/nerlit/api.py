@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nerlit.commands.cli import override_value
+from nerlit.commands.cli import override_value, remove_untouched_run_dir
 from nerlit.errors import ConfigError, NerlitError
 
 if TYPE_CHECKING:
@@ -177,14 +177,4 @@ def _run_log(run_dir: Path, name: str) -> Iterator[None]:
             logger.removeHandler(handler)
             handler.close()
         if refused and made:  # refused before it wrote anything: no empty folder (as the CLI)
-            _remove_if_only_empty_log(run_dir, name)
-
-
-def _remove_if_only_empty_log(run_dir: Path, name: str) -> None:
-    try:
-        (entry,) = run_dir.iterdir()
-        if entry.name == f"{name}.log" and entry.stat().st_size == 0:
-            entry.unlink()
-            run_dir.rmdir()
-    except (OSError, ValueError):
-        return
+            remove_untouched_run_dir(run_dir, name)

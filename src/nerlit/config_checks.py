@@ -44,6 +44,7 @@ from nerlit.options import (
     MIN_WINDOW,
     Rule,
     codec,
+    expected,
     integer,
     is_int,
     is_number,
@@ -596,7 +597,7 @@ def _hints(target: Callable) -> dict[str, Any]:
 
 class _Problems(list):
     def bad(self, key: str, value: Any, allowed: str) -> None:
-        self.append(f"{key}={shown(value)}: expected {allowed}")
+        self.append(expected(key, value, allowed))
 
 
 def _value(

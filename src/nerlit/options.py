@@ -69,6 +69,11 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def expected(key: str, value: Any, allowed: str) -> str:
+    """The one wording of a refused value, from Python or from an override."""
+    return f"{key}={shown(value)}: expected {allowed}"
+
+
 def integer(minimum: int, maximum: int | None = None, *, null: str | None = None) -> Rule:
     bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
     return Rule(
@@ -154,8 +159,7 @@ class Options:
         for name, rule in self.RULES.items():
             value = getattr(self, name)
             if not rule.accepts(value):
-                key = f"{self.KEY_PREFIX}{name}"
-                raise self.ERROR(f"{key}={shown(value)}: expected {rule.describe()}")
+                raise self.ERROR(expected(f"{self.KEY_PREFIX}{name}", value, rule.describe()))
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any]) -> Self:

@@ -116,8 +116,6 @@ def drop_untouched_run_dir() -> None:
     given: the name is new to this run), that is not the working directory, and that holds
     nothing but those is removed.
     """
-    import shutil
-
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
@@ -125,12 +123,19 @@ def drop_untouched_run_dir() -> None:
     hydra = HydraConfig.get()
     if any(o.lstrip("+").startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
         return
-    folder = Path(hydra.runtime.output_dir)
+    remove_untouched_run_dir(Path(hydra.runtime.output_dir), hydra.job.name)
+
+
+def remove_untouched_run_dir(folder: Path, job_name: str) -> None:
+    """Remove ``folder`` if it holds nothing but an empty ``<job_name>.log`` and, optionally,
+    Hydra's record of the composed config; never the working directory."""
+    import shutil
+
     try:
         if folder.resolve() == Path.cwd().resolve():
             return
         entries = {entry.name: entry for entry in folder.iterdir()}
-        log_file = entries.pop(f"{hydra.job.name}.log", None)
+        log_file = entries.pop(f"{job_name}.log", None)
         record = entries.pop(".hydra", None)
         if entries or log_file is None or log_file.stat().st_size:
             return
